@@ -18,15 +18,17 @@ class StatelessReplyInfo:
 
     Each value is the raw header field value exactly as received; ``vias`` keeps every Via value in
     order, because the reply must carry all of them (RFC 3261 §8.2.6.2: "the Via header field values
-    ... MUST equal the Via header field values in the request").
+    ... MUST equal the Via header field values in the request"). The Via is what routes the reply
+    back (§18.2.2), so it is required; the others are copied when present, because RFC 4475 §3.3.1
+    wants even a request missing From, To and Call-ID answered with a 400.
     """
 
     method: str
     vias: tuple[bytes, ...]
-    from_: bytes
-    to: bytes
-    call_id: bytes
-    cseq: bytes
+    from_: bytes | None
+    to: bytes | None
+    call_id: bytes | None
+    cseq: bytes | None
 
 
 class SipError(Exception):

@@ -1,0 +1,1 @@
+"""enx-voice call control: IVR, gateways, REST, webhooks, CDR, store, config, CLI."""
