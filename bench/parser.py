@@ -212,7 +212,7 @@ OPTIONS = _sip(
 class Fields(NamedTuple):
     """What a transaction/dialog layer reads of every message."""
 
-    branch: str
+    branch: str | None
     cseq: int
     method: str
     call_id: str

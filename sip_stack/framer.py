@@ -73,8 +73,8 @@ class StreamFramer:
                     del buf[:4]
                     events.append(KeepAlive())
                     continue
-                if len(buf) < 4 and buf == b"\r\n"[: len(buf)] * 2:
-                    break
+                if len(buf) < 4 and b"\r\n\r\n".startswith(buf):
+                    break  # maybe the start of a ping: wait for the rest
                 del buf[:2]
                 continue
             if buf[:1] == b"\n":

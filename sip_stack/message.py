@@ -57,7 +57,8 @@ SIP_VERSION: Final = "SIP/2.0"
 _CRLF: Final = b"\r\n"
 _WS_BYTES: Final = b" \t"
 
-#: A header field: (key, name as received, value with folding undone and ends stripped, raw bytes).
+#: A header field: (key, name as received, value with folding undone, raw bytes). The value may
+#: carry the whitespace around it; readers strip it (``_value``), since most values are never read.
 #: ``raw`` is the whole field exactly as received (folding included), so serialize gives it back.
 Field = tuple[str, bytes, bytes, bytes]
 
@@ -162,6 +163,11 @@ def reason_phrase(status: int) -> str:
     return REASON_PHRASES.get(status) or REASON_PHRASES.get(status // 100 * 100, "Unknown")
 
 
+def _value(f: Field) -> str:
+    """A field's value as text, whitespace around it removed."""
+    return f[2].strip(_WS_BYTES).decode("utf-8", "surrogateescape")
+
+
 def _decode(value: bytes) -> str:
     # surrogateescape keeps any non-UTF-8 octet recoverable, so encode(..., "surrogateescape")
     # gives the received bytes back exactly.
@@ -209,12 +215,12 @@ class Message:
         positions = self._index.get(header_key(name))
         if not positions:
             return None
-        return _decode(self._fields[positions[0]][2])
+        return _value(self._fields[positions[0]])
 
     def header_fields(self, name: str) -> list[str]:
         """Every field value of ``name``, one per header line, unsplit."""
         fields = self._fields
-        return [_decode(fields[i][2]) for i in self._index.get(header_key(name), ())]
+        return [_value(fields[i]) for i in self._index.get(header_key(name), ())]
 
     def header_values(self, name: str) -> list[str]:
         """Every value of ``name``: the field values split on commas for list headers (§7.3.1)."""
@@ -233,7 +239,7 @@ class Message:
     @property
     def headers(self) -> list[tuple[str, str]]:
         """All header fields in order as (name as received, value)."""
-        return [(_decode(f[1]), _decode(f[2])) for f in self._fields]
+        return [(_decode(f[1]), _value(f)) for f in self._fields]
 
     def __iter__(self) -> Iterator[tuple[str, str]]:
         return iter(self.headers)
@@ -282,7 +288,7 @@ class Message:
         if not positions:
             return None
         idx = positions[0]
-        values = split_list(_decode(self._fields[idx][2]), canonical_name(key))
+        values = split_list(_value(self._fields[idx]), canonical_name(key))
         if len(values) <= 1:
             del self._fields[idx]
         else:
@@ -327,7 +333,7 @@ class Message:
         positions = self._index.get(key)
         if not positions:
             return None
-        return _decode(self._fields[positions[0]][2])
+        return _value(self._fields[positions[0]])
 
     def _required(self, key: str) -> str:
         value = self._single(key)
@@ -697,7 +703,7 @@ def make_response(
         if status > 100 and request.to.tag is None:
             if not to_tag:
                 raise LocalProtocolError(f"a {status} to a request without To tag needs to_tag")
-            to_field = _make_field(_decode(to_field[1]), f"{_decode(to_field[2])};tag={to_tag}")
+            to_field = _make_field(_decode(to_field[1]), f"{_value(to_field)};tag={to_tag}")
         fields.append(to_field)
     for key in ("call-id", "cseq"):
         fields.extend(src[i] for i in index.get(key, ()))
@@ -788,85 +794,130 @@ def _parse(data: bytes, *, stream: bool) -> Request | Response:
     head = data[:head_end]
     if lf_only:
         lines = [line.rstrip(b"\r") for line in head.split(b"\n")]
+        folded = True
     else:
         lines = head.split(_CRLF)
+        folded = b"\r\n " in head or b"\r\n\t" in head
     start = lines[0]
     if not start:
         raise ParseError("empty start line")
-    fields = _parse_fields(lines)
-    if start.startswith(b"SIP/"):
-        return _finish_response(start, fields, data, body_start, stream)
-    return _finish_request(start, fields, data, body_start, stream)
-
-
-def _parse_fields(lines: list[bytes]) -> list[Field]:
-    """Header lines (after the start line) → fields, undoing folding (RFC 3261 §7.3.1)."""
+    if len(lines) > MAX_HEADER_COUNT + 1 and not folded:
+        raise ParseError(f"more than {MAX_HEADER_COUNT} header fields")
     fields: list[Field] = []
-    append = fields.append
+    index: dict[str, list[int]] = {}
+    if folded:
+        _parse_folded_fields(lines, fields, index)
+    else:
+        _parse_fields(lines, fields, index)
+    if start[:4] == b"SIP/":
+        return _finish_response(start, fields, index, data, body_start, stream)
+    return _finish_request(start, fields, index, data, body_start, stream)
+
+
+def _add_field(
+    line: bytes, raw: bytes, fields: list[Field], index: dict[str, list[int]]
+) -> None:
+    colon = line.find(b":")
+    if colon <= 0:
+        if not line.strip(_WS_BYTES):
+            raise ParseError("whitespace-only line in the header section")
+        raise ParseError(f"header line without a colon: {_decode(line[:40])!r}")
+    name = line[:colon]
+    key = _KEY_CACHE.get(name)
+    if key is None:
+        name = name.rstrip(_WS_BYTES)
+        key = _KEY_CACHE.get(name)
+        if key is None:
+            key = _new_key(name)
+    positions = index.get(key)
+    if positions is None:
+        index[key] = [len(fields)]
+    else:
+        positions.append(len(fields))
+    fields.append((key, name, line[colon + 1 :], raw))
+
+
+def _new_key(name: bytes) -> str:
+    if not name or name.translate(None, TOKEN_BYTES):
+        raise ParseError(f"header name is not a token: {_decode(name[:40])!r}")
+    text = name.decode("ascii").lower()
+    return COMPACT_FORMS.get(text, text)
+
+
+def _parse_fields(lines: list[bytes], fields: list[Field], index: dict[str, list[int]]) -> None:
+    """Header lines (after the start line) → fields, for a section with no folding. The hot path:
+    values are stored unstripped and stripped when read, since most are never read."""
     cache = _KEY_CACHE
+    append = fields.append
+    i = 0
+    for line in lines[1:]:
+        name, sep, value = line.partition(b":")
+        key = cache.get(name)
+        if key is None or not sep:
+            if not sep or not name:
+                _add_field(line, line, fields, index)  # raises the precise error
+            name = name.rstrip(_WS_BYTES)
+            key = cache.get(name) or _new_key(name)
+        index.setdefault(key, []).append(i)
+        append((key, name, value, line))
+        i += 1
+
+
+def _parse_folded_fields(
+    lines: list[bytes], fields: list[Field], index: dict[str, list[int]]
+) -> None:
+    """Header lines with folding (RFC 3261 §7.3.1): a line starting with SP or HTAB continues the
+    previous one, and each fold reads as one SP. ``raw`` keeps the folded bytes for serialize."""
     n = len(lines)
     i = 1
     while i < n:
         line = lines[i]
         i += 1
+        if line[:1] in (b" ", b"\t"):
+            if line.strip(_WS_BYTES):
+                raise ParseError("continuation line before any header")
+            raise ParseError("whitespace-only line in the header section")
         raw = line
         if i < n and lines[i][:1] in (b" ", b"\t"):
-            # Folded value: continuation lines start with whitespace; each fold is one SP.
             parts = [line]
             while i < n and lines[i][:1] in (b" ", b"\t"):
                 parts.append(lines[i])
                 i += 1
             raw = _CRLF.join(parts)
             line = b" ".join(p.strip(_WS_BYTES) for p in parts)
-        colon = line.find(b":")
-        if colon <= 0:
-            if not line.strip(_WS_BYTES):
-                raise ParseError("whitespace-only line in the header section")
-            if line[:1] in _WS_BYTES:
-                raise ParseError("continuation line before any header")
-            raise ParseError(f"header line without a colon: {_decode(line[:40])!r}")
-        name = line[:colon]
-        key = cache.get(name)
-        if key is None:
-            name = name.rstrip(_WS_BYTES)
-            key = cache.get(name)
-            if key is None:
-                if not name or name.translate(None, TOKEN_BYTES):
-                    raise ParseError(f"header name is not a token: {_decode(name[:40])!r}")
-                text = name.decode("ascii").lower()
-                key = COMPACT_FORMS.get(text, text)
-        append((key, name, line[colon + 1 :].strip(_WS_BYTES), raw))
-    if len(fields) > MAX_HEADER_COUNT:
-        raise ParseError(f"more than {MAX_HEADER_COUNT} header fields")
-    return fields
+        _add_field(line, raw, fields, index)
+        if len(fields) > MAX_HEADER_COUNT:
+            raise ParseError(f"more than {MAX_HEADER_COUNT} header fields")
 
 
 def _body(
     fields: list[Field], index: dict[str, list[int]], data: bytes, body_start: int, stream: bool
 ) -> bytes:
     positions = index.get("content-length")
-    rest = len(data) - body_start
     if not positions:
         if stream:
             raise ParseError("Content-Length is required on stream transports (RFC 3261 §18.3)")
         return data[body_start:]
-    value = fields[positions[0]][2]
+    value = fields[positions[0]][2].strip(_WS_BYTES)
     for i in positions[1:]:
-        if fields[i][2] != value:
+        if fields[i][2].strip(_WS_BYTES) != value:
             raise ParseError("conflicting Content-Length values")
     if not value.isdigit():
         raise ParseError(f"Content-Length is not a number: {_decode(value[:20])!r}")
     if len(value) > 9 or int(value) > MAX_BODY_SIZE:
         raise ParseError(f"Content-Length above {MAX_BODY_SIZE}", 413)
     length = int(value)
+    rest = len(data) - body_start
     if length > rest:
         raise ParseError(f"Content-Length {length} is larger than the {rest}-byte body")
+    if length == rest:
+        return data[body_start:] if body_start else data
     return data[body_start : body_start + length]
 
 
 def _check_call_id(value: str) -> str:
     # RFC 3261 §25.1: callid = word [ "@" word ] — no whitespace inside.
-    if not value or any(c in value for c in " \t"):
+    if not value or " " in value or "\t" in value:
         raise ParseError(f"Call-ID is empty or has whitespace: {value[:40]!r}")
     return value
 
@@ -875,41 +926,55 @@ def _parse_top_via(msg: Message) -> Via:
     positions = msg._index.get("via")
     if not positions:
         raise ParseError("missing Via header")
-    text = _decode(msg._fields[positions[0]][2])
-    if "," in text:
-        first = split_list(text, "Via")[0]
-    else:
-        first = text
+    text = _value(msg._fields[positions[0]])
+    first = split_list(text, "Via")[0] if "," in text else text
     if not first:
         raise ParseError("empty value in Via")
     return Via.parse(first)
 
 
-def _validate(msg: Message) -> None:
-    """The checks every message passes before any layer sees it (module docstring)."""
-    index = msg._index
-    for key in SINGLE_HEADERS:
+def _validate(msg: Message, fields: list[Field], index: dict[str, list[int]]) -> None:
+    """The checks every message passes before any layer sees it (module docstring); the typed
+    values it parses go straight into the message's cache."""
+
+    cache = msg._cache
+    cache["top_via"] = _parse_top_via(msg)
+    values = []
+    for key, name in _REQUIRED_SINGLE:
+        positions = index.get(key)
+        if not positions:
+            raise ParseError(f"missing {name} header")
+        if len(positions) > 1:
+            raise ParseError(f"more than one {name} header")
+        values.append(fields[positions[0]][2].strip(_WS_BYTES).decode("utf-8", "surrogateescape"))
+    cache["from"] = NameAddr.parse(values[0], "From")
+    cache["to"] = NameAddr.parse(values[1], "To")
+    cache["call-id"] = _check_call_id(values[2])
+    cache["cseq"] = CSeq.parse(values[3])
+    for key in _OTHER_SINGLE_HEADERS:
         positions = index.get(key)
         if positions is not None and len(positions) > 1:
             raise ParseError(f"more than one {canonical_name(key)} header")
-    msg.top_via  # noqa: B018 - the top value identifies the transaction
-    msg.from_  # noqa: B018
-    msg.to  # noqa: B018
-    msg.call_id  # noqa: B018
-    msg.cseq  # noqa: B018
-    msg.max_forwards  # noqa: B018
+    if "max-forwards" in index:
+        msg.max_forwards  # noqa: B018 - 0..255 or a 400 now
+
+
+_REQUIRED_SINGLE: Final = (("from", "From"), ("to", "To"), ("call-id", "Call-ID"), ("cseq", "CSeq"))
+_OTHER_SINGLE_HEADERS: Final = tuple(
+    sorted(SINGLE_HEADERS - {"from", "to", "call-id", "cseq"})
+)
 
 
 def _reply_info(
     fields: list[Field], index: dict[str, list[int]], method: str
 ) -> StatelessReplyInfo | None:
-    vias = tuple(fields[i][2] for i in index.get("via", ()))
+    vias = tuple(fields[i][2].strip(_WS_BYTES) for i in index.get("via", ()))
     if not vias:
         return None
 
     def first(key: str) -> bytes | None:
         positions = index.get(key)
-        return fields[positions[0]][2] if positions else None
+        return fields[positions[0]][2].strip(_WS_BYTES) if positions else None
 
     return StatelessReplyInfo(
         method, vias, first("from"), first("to"), first("call-id"), first("cseq")
@@ -917,21 +982,24 @@ def _reply_info(
 
 
 def _finish_request(
-    start: bytes, fields: list[Field], data: bytes, body_start: int, stream: bool
+    start: bytes,
+    fields: list[Field],
+    index: dict[str, list[int]],
+    data: bytes,
+    body_start: int,
+    stream: bool,
 ) -> Request:
     parts = start.split(b" ")
     method_b = parts[0]
     if not method_b or method_b.translate(None, TOKEN_BYTES):
-        raise ParseError(f"not a SIP start line: {_decode(start[:60])!r}", is_request=None)
+        raise ParseError(f"not a SIP start line: {_decode(start[:60])!r}")
     method = method_b.decode("ascii")
-    index = _build_index(fields)
-    reply = _reply_info(fields, index, method)
     try:
         if len(parts) != 3:
             # RFC 3261 §7.1: Method SP Request-URI SP SIP-Version, single spaces, no LWS inside.
             raise ParseError("request line must be 'Method SP Request-URI SP SIP-Version'")
         uri_b, version_b = parts[1], parts[2]
-        if version_b.upper() != b"SIP/2.0":
+        if version_b != b"SIP/2.0" and version_b.upper() != b"SIP/2.0":
             if version_b[:4].upper() == b"SIP/":
                 raise ParseError(f"SIP version {_decode(version_b[:20])} not supported", 505)
             raise ParseError(f"bad SIP version {_decode(version_b[:20])!r}")
@@ -939,48 +1007,51 @@ def _finish_request(
             raise ParseError(f"Request-URI longer than {MAX_REQUEST_URI_LENGTH} bytes", 414)
         if not uri_b or uri_b[:1] == b"<" or b"\t" in uri_b:
             raise ParseError("Request-URI is malformed (RFC 3261 §7.1 forbids <> and LWS)")
-        body = _body(fields, index, data, body_start, stream)
         req = Request.__new__(Request)
         req.version = SIP_VERSION
-        req.body = body
+        req.body = _body(fields, index, data, body_start, stream)
         req._fields = fields
         req._cache = {}
         req._index = index
         req.method = method
-        req.uri_text = _decode(uri_b)
-        _validate(req)
-        if req.cseq.method != method:
-            raise ParseError(f"CSeq method {req.cseq.method} does not match {method}")
+        req.uri_text = uri_b.decode("utf-8", "surrogateescape")
+        _validate(req, fields, index)
+        cseq_method = req._cache["cseq"].method
+        if cseq_method != method:
+            raise ParseError(f"CSeq method {cseq_method} does not match {method}")
         req.uri  # noqa: B018 - a bad Request-URI is a 400 now, not later
         return req
     except ParseError as exc:
         exc.is_request = True
         if exc.reply_info is None:
-            exc.reply_info = reply
+            exc.reply_info = _reply_info(fields, index, method)
         raise
 
 
 def _finish_response(
-    start: bytes, fields: list[Field], data: bytes, body_start: int, stream: bool
+    start: bytes,
+    fields: list[Field],
+    index: dict[str, list[int]],
+    data: bytes,
+    body_start: int,
+    stream: bool,
 ) -> Response:
     try:
-        version_b, sp, rest = start.partition(b" ")
+        version_b, _, rest = start.partition(b" ")
         code_b, _, reason_b = rest.partition(b" ")
-        if version_b.upper() != b"SIP/2.0":
+        if version_b != b"SIP/2.0" and version_b.upper() != b"SIP/2.0":
             raise ParseError(f"SIP version {_decode(version_b[:20])} not supported", 505)
         if len(code_b) != 3 or not code_b.isdigit() or not b"100" <= code_b <= b"699":
             raise ParseError(f"status code is not 100-699: {_decode(code_b[:20])!r}")
-        index = _build_index(fields)
-        body = _body(fields, index, data, body_start, stream)
         resp = Response.__new__(Response)
         resp.version = SIP_VERSION
-        resp.body = body
+        resp.body = _body(fields, index, data, body_start, stream)
         resp._fields = fields
         resp._cache = {}
         resp._index = index
         resp.status = int(code_b)
-        resp.reason_phrase = _decode(reason_b)
-        _validate(resp)
+        resp.reason_phrase = reason_b.decode("utf-8", "surrogateescape")
+        _validate(resp, fields, index)
         return resp
     except ParseError as exc:
         exc.is_request = False

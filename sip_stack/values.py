@@ -1,6 +1,7 @@
 """Typed header field values (RFC 3261 §20 and the extensions a B2BUA meets).
 
-Each value is a frozen slotted dataclass with a ``parse(text)`` constructor that raises
+Each value is a frozen ``msgspec.Struct`` (about 7x cheaper to build than a frozen dataclass, and
+these are built for every message) with a ``parse(text)`` constructor that raises
 :class:`~sip_stack.errors.ParseError` (status 400 unless said otherwise) and a ``__str__`` that writes it
 back. Messages parse these lazily, on first access, and cache them (see :mod:`sip_stack.message`).
 """
@@ -9,8 +10,9 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
+
+import msgspec
 
 from .errors import ParseError
 from .headers import (
@@ -38,9 +40,12 @@ BRANCH_MAGIC_COOKIE: Final = "z9hG4bK"
 #: integer" and "less than 2**31").
 MAX_CSEQ: Final = 2**31 - 1
 
-# RFC 3261 §25.1 hostname = *( domainlabel "." ) toplabel [ "." ]
-_HOSTNAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*\.?")
-_IPV4 = re.compile(r"\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}")
+# RFC 3261 §25.1 hostname = *( domainlabel "." ) toplabel [ "." ], checked without a nested regex
+# so that a 64 KiB host costs linear time.
+_NOT_HOST_CHARS: Final = str.maketrans("", "", "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-")
+_NOT_IPV4_CHARS: Final = str.maketrans("", "", "0123456789.")
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|[01]?[0-9]?[0-9])"
+_IPV4: Final = re.compile(rf"{_OCTET}\.{_OCTET}\.{_OCTET}\.{_OCTET}")
 
 
 def check_host(host: str, where: str) -> str:
@@ -59,11 +64,22 @@ def check_host(host: str, where: str) -> str:
         except ValueError:
             raise ParseError(f"{where}: bad IPv6 address {host[:60]!r}") from None
         return host
-    if _IPV4.fullmatch(host):
-        if any(int(part) > 255 for part in host.split(".")):
-            raise ParseError(f"{where}: bad IPv4 address {host!r}")
+    if _IPV4.fullmatch(host) is not None:
         return host
-    if len(host) > 255 or not _HOSTNAME.fullmatch(host):
+    if len(host) > 255 or host.translate(_NOT_HOST_CHARS):
+        raise ParseError(f"{where}: bad host {host[:60]!r}")
+    if not host.translate(_NOT_IPV4_CHARS):
+        raise ParseError(f"{where}: bad IPv4 address {host[:60]!r}")
+    name = host[:-1] if host[-1] == "." else host
+    if (
+        not name
+        or name[0] in ".-"
+        or name[-1] in ".-"
+        or ".." in name
+        or ".-" in name
+        or "-." in name
+        or name.rpartition(".")[2][0].isdigit()
+    ):
         raise ParseError(f"{where}: bad host {host[:60]!r}")
     return host
 
@@ -111,9 +127,13 @@ def parse_delta_seconds(text: str, where: str) -> int:
 
 # --------------------------------------------------------------------------------------------- Via
 
+_VIA_FAST: Final = re.compile(
+    r"SIP/2\.0/([A-Za-z]+) ([A-Za-z0-9.\-]+|\[[0-9A-Fa-f:.]+\])(?::([0-9]{1,5}))?(?:;(.*))?\Z", re.S
+)
+_TRANSPORT: Final = re.compile(r"[^ \t;]*")
 
-@dataclass(frozen=True, slots=True)
-class Via:
+
+class Via(msgspec.Struct, frozen=True):
     """One Via value (RFC 3261 §20.42): sent-protocol, sent-by and parameters."""
 
     transport: str
@@ -124,6 +144,21 @@ class Via:
 
     @classmethod
     def parse(cls, text: str) -> Via:
+        m = _VIA_FAST.match(text)
+        if m is not None:
+            # The common spelling, "SIP/2.0/UDP host:port;params": one C-level match.
+            transport, host, port_text, param_text = m.groups()
+            port = None
+            if port_text is not None:
+                port = int(port_text)
+                if port > 65535:
+                    raise ParseError(f"Via sent-by: port out of range: {port}")
+            return cls(
+                transport.upper(),
+                check_host(host, "Via sent-by"),
+                port,
+                parse_params(param_text, "Via") if param_text is not None else (),
+            )
         proto, sep, rest = text.partition("/")
         if not sep:
             raise ParseError(f"Via has no sent-protocol: {text[:60]!r}")
@@ -133,10 +168,8 @@ class Via:
         proto = proto.strip(_WS)
         version = version.strip(_WS)
         rest = rest.lstrip(_WS)
-        i = 0
-        n = len(rest)
-        while i < n and rest[i] not in " \t;":
-            i += 1
+        m = _TRANSPORT.match(rest)
+        i = m.end() if m else 0
         transport = rest[:i]
         if not (is_token(proto) and is_token(version) and is_token(transport)):
             raise ParseError(f"Via sent-protocol is malformed: {text[:60]!r}")
@@ -196,8 +229,10 @@ class Via:
 # ----------------------------------------------------------------------------------- name-addr
 
 
-@dataclass(frozen=True, slots=True)
-class NameAddr:
+_NAME_ADDR_FAST: Final = re.compile(r'(?:"((?:[^"\\\r\n]|\\.)*)" ?)?<([^<>\s"]+)>(?:;(.*))?\Z', re.S)
+
+
+class NameAddr(msgspec.Struct, frozen=True):
     """``name-addr`` or ``addr-spec`` with header parameters (From, To, Contact, Route ...).
 
     RFC 3261 §20.10: without ``<...>``, parameters after the URI belong to the header, not to the URI.
@@ -211,6 +246,14 @@ class NameAddr:
 
     @classmethod
     def parse(cls, text: str, header: str = "name-addr") -> NameAddr:
+        m = _NAME_ADDR_FAST.match(text)
+        if m is not None:
+            # The common spellings, '"Name" <uri>;params' and '<uri>;params': one C-level match.
+            display, uri_text, param_text = m.groups()
+            if display is not None and "\\" in display:
+                display = unquote(f'"{display}"')
+            params = parse_params(param_text, header) if param_text is not None else ()
+            return cls(uri_text, display, params, True)
         text = text.strip(_WS)
         if not text:
             raise ParseError(f"{header} is empty")
@@ -285,8 +328,7 @@ class NameAddr:
         return f"{self.uri_text}{format_params(self.params)}"
 
 
-@dataclass(frozen=True, slots=True)
-class Contact:
+class Contact(msgspec.Struct, frozen=True):
     """One Contact value (RFC 3261 §20.10): a name-addr, or ``*`` (REGISTER removes all bindings)."""
 
     address: NameAddr | None
@@ -295,7 +337,10 @@ class Contact:
     def parse(cls, text: str) -> Contact:
         if text.strip(_WS) == "*":
             return cls(None)
-        return cls(NameAddr.parse(text, "Contact"))
+        contact = cls(NameAddr.parse(text, "Contact"))
+        contact.q  # noqa: B018 - a bad qvalue or expires is the peer's error now, not later
+        contact.expires  # noqa: B018
+        return contact
 
     @property
     def is_star(self) -> bool:
@@ -327,8 +372,7 @@ class Contact:
 # ----------------------------------------------------------------------------------- CSeq etc.
 
 
-@dataclass(frozen=True, slots=True)
-class CSeq:
+class CSeq(msgspec.Struct, frozen=True):
     """CSeq (RFC 3261 §20.16): sequence number below 2**31 and the method."""
 
     seq: int
@@ -352,8 +396,7 @@ class CSeq:
         return f"{self.seq} {self.method}"
 
 
-@dataclass(frozen=True, slots=True)
-class RAck:
+class RAck(msgspec.Struct, frozen=True):
     """RAck (RFC 3262 §7.2): response-num, CSeq-num, method."""
 
     rseq: int
@@ -375,8 +418,7 @@ class RAck:
         return f"{self.rseq} {self.cseq} {self.method}"
 
 
-@dataclass(frozen=True, slots=True)
-class ContentType:
+class ContentType(msgspec.Struct, frozen=True):
     """Content-Type (RFC 3261 §20.15): ``type/subtype`` lower-cased, with parameters."""
 
     type: str
@@ -406,8 +448,7 @@ class ContentType:
         return f"{self.type}/{self.subtype}{format_params(self.params)}"
 
 
-@dataclass(frozen=True, slots=True)
-class SessionExpires:
+class SessionExpires(msgspec.Struct, frozen=True):
     """Session-Expires (RFC 4028 §4): delta-seconds and the optional refresher (uac|uas)."""
 
     delta: int
@@ -429,8 +470,7 @@ class SessionExpires:
         return f"{self.delta}{format_params(self.params)}"
 
 
-@dataclass(frozen=True, slots=True)
-class RetryAfter:
+class RetryAfter(msgspec.Struct, frozen=True):
     """Retry-After (RFC 3261 §20.33): seconds, optional comment, optional duration."""
 
     delta: int
@@ -469,8 +509,7 @@ class RetryAfter:
         return f"{self.delta}{comment}{format_params(self.params)}"
 
 
-@dataclass(frozen=True, slots=True)
-class Reason:
+class Reason(msgspec.Struct, frozen=True):
     """One Reason value (RFC 3326): protocol (SIP, Q.850 ...), cause, text."""
 
     protocol: str
@@ -498,8 +537,7 @@ class Reason:
         return f"{self.protocol}{format_params(self.params)}"
 
 
-@dataclass(frozen=True, slots=True)
-class Auth:
+class Auth(msgspec.Struct, frozen=True):
     """A challenge or credentials (RFC 3261 §20.27, §20.7, RFC 7616 §3.3/§3.4).
 
     Used for WWW-Authenticate, Proxy-Authenticate, Authorization and Proxy-Authorization. Parameters
@@ -510,7 +548,7 @@ class Auth:
     scheme: str
     params: tuple[tuple[str, str], ...] = ()
     raw: str = ""
-    quoted: frozenset[str] = field(default_factory=frozenset)
+    quoted: frozenset[str] = msgspec.field(default_factory=frozenset)
 
     @classmethod
     def parse(cls, text: str) -> Auth:
