@@ -215,7 +215,7 @@ def _check_host(host: str) -> HostType:
         return "ipv6"
     if host.count(":") > 1:
         raise ParseError(f"SIP URI host is an IPv6 address without brackets: {_quote(host)}")
-    if _IPV4_CHARS.fullmatch(host) is not None:
+    if host[0].isdigit() and _IPV4_CHARS.fullmatch(host) is not None:
         # Digits and dots only: a host name's top label starts with a letter, so this must be IPv4.
         parts = host.split(".")
         if len(parts) != 4 or not all(0 < len(part) <= 3 and int(part) <= 255 for part in parts):
