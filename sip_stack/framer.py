@@ -46,9 +46,7 @@ class StreamFramer:
 
     __slots__ = ("_buffer", "_max_body", "_max_header", "_scanned")
 
-    def __init__(
-        self, *, max_header: int = MAX_HEADER_SECTION_SIZE, max_body: int = MAX_BODY_SIZE
-    ) -> None:
+    def __init__(self, *, max_header: int = MAX_HEADER_SECTION_SIZE, max_body: int = MAX_BODY_SIZE) -> None:
         self._buffer = bytearray()
         self._max_header = max_header
         self._max_body = max_body
@@ -86,9 +84,7 @@ class StreamFramer:
             if head_end < 0:
                 self._scanned = len(buf)
                 if len(buf) > self._max_header:
-                    raise ParseError(
-                        f"no end of header section within {self._max_header} bytes", 413
-                    )
+                    raise ParseError(f"no end of header section within {self._max_header} bytes", 413)
                 break
             if head_end > self._max_header:
                 raise ParseError(f"header section exceeds {self._max_header} bytes", 413)
@@ -104,7 +100,14 @@ class StreamFramer:
                 events.append(_parse(message, stream=True))
             except ParseError as exc:
                 events.append(InvalidMessage(exc, message))
-            except (ValueError, IndexError, UnicodeError, TypeError, AttributeError, KeyError) as exc:
+            except (
+                ValueError,
+                IndexError,
+                UnicodeError,
+                TypeError,
+                AttributeError,
+                KeyError,
+            ) as exc:
                 events.append(InvalidMessage(ParseError(f"unparseable message ({exc!r})"), message))
         if len(buf) > self._max_header + self._max_body + MAX_KEEPALIVE_BYTES:
             raise ParseError("stream buffer limit exceeded", 413)

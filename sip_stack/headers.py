@@ -153,10 +153,8 @@ SINGLE_HEADERS: Final[frozenset[str]] = frozenset(
 )
 
 # RFC 3261 §25.1: token = 1*(alphanum / "-" / "." / "!" / "%" / "*" / "_" / "+" / "`" / "'" / "~")
-TOKEN_CHARS: Final[str] = (
-    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.!%*_+`'~"
-)
-_TOKEN_TABLE: Final[dict[int, None]] = str.maketrans("", "", TOKEN_CHARS)
+TOKEN_CHARS: Final[str] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.!%*_+`'~"
+_TOKEN_TABLE: Final[dict[int, int | None]] = str.maketrans("", "", TOKEN_CHARS)
 TOKEN_BYTES: Final[bytes] = TOKEN_CHARS.encode()
 _WS: Final[str] = " \t"
 

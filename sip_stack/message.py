@@ -392,9 +392,7 @@ class Message:
 
     @property
     def contact(self) -> list[Contact]:
-        return self._typed(
-            "contact", lambda: [Contact.parse(v) for v in self._nonempty_values("contact")]
-        )
+        return self._typed("contact", lambda: [Contact.parse(v) for v in self._nonempty_values("contact")])
 
     @property
     def route(self) -> list[NameAddr]:
@@ -443,9 +441,7 @@ class Message:
 
     @property
     def reason(self) -> list[Reason]:
-        return self._typed(
-            "reason", lambda: [Reason.parse(v) for v in self._nonempty_values("reason")]
-        )
+        return self._typed("reason", lambda: [Reason.parse(v) for v in self._nonempty_values("reason")])
 
     @property
     def allow(self) -> tuple[str, ...]:
@@ -814,9 +810,7 @@ def _parse(data: bytes, *, stream: bool) -> Request | Response:
     return _finish_request(start, fields, index, data, body_start, stream)
 
 
-def _add_field(
-    line: bytes, raw: bytes, fields: list[Field], index: dict[str, list[int]]
-) -> None:
+def _add_field(line: bytes, raw: bytes, fields: list[Field], index: dict[str, list[int]]) -> None:
     colon = line.find(b":")
     if colon <= 0:
         if not line.strip(_WS_BYTES):
@@ -849,8 +843,7 @@ def _parse_fields(lines: list[bytes], fields: list[Field], index: dict[str, list
     values are stored unstripped and stripped when read, since most are never read."""
     cache = _KEY_CACHE
     append = fields.append
-    i = 0
-    for line in lines[1:]:
+    for i, line in enumerate(lines[1:]):
         name, sep, value = line.partition(b":")
         key = cache.get(name)
         if key is None or not sep:
@@ -860,12 +853,9 @@ def _parse_fields(lines: list[bytes], fields: list[Field], index: dict[str, list
             key = cache.get(name) or _new_key(name)
         index.setdefault(key, []).append(i)
         append((key, name, value, line))
-        i += 1
 
 
-def _parse_folded_fields(
-    lines: list[bytes], fields: list[Field], index: dict[str, list[int]]
-) -> None:
+def _parse_folded_fields(lines: list[bytes], fields: list[Field], index: dict[str, list[int]]) -> None:
     """Header lines with folding (RFC 3261 §7.3.1): a line starting with SP or HTAB continues the
     previous one, and each fold reads as one SP. ``raw`` keeps the folded bytes for serialize."""
     n = len(lines)
@@ -960,14 +950,10 @@ def _validate(msg: Message, fields: list[Field], index: dict[str, list[int]]) ->
 
 
 _REQUIRED_SINGLE: Final = (("from", "From"), ("to", "To"), ("call-id", "Call-ID"), ("cseq", "CSeq"))
-_OTHER_SINGLE_HEADERS: Final = tuple(
-    sorted(SINGLE_HEADERS - {"from", "to", "call-id", "cseq"})
-)
+_OTHER_SINGLE_HEADERS: Final = tuple(sorted(SINGLE_HEADERS - {"from", "to", "call-id", "cseq"}))
 
 
-def _reply_info(
-    fields: list[Field], index: dict[str, list[int]], method: str
-) -> StatelessReplyInfo | None:
+def _reply_info(fields: list[Field], index: dict[str, list[int]], method: str) -> StatelessReplyInfo | None:
     vias = tuple(fields[i][2].strip(_WS_BYTES) for i in index.get("via", ()))
     if not vias:
         return None
@@ -976,9 +962,7 @@ def _reply_info(
         positions = index.get(key)
         return fields[positions[0]][2].strip(_WS_BYTES) if positions else None
 
-    return StatelessReplyInfo(
-        method, vias, first("from"), first("to"), first("call-id"), first("cseq")
-    )
+    return StatelessReplyInfo(method, vias, first("from"), first("to"), first("call-id"), first("cseq"))
 
 
 def _finish_request(

@@ -42,7 +42,9 @@ MAX_CSEQ: Final = 2**31 - 1
 
 # RFC 3261 §25.1 hostname = *( domainlabel "." ) toplabel [ "." ], checked without a nested regex
 # so that a 64 KiB host costs linear time.
-_NOT_HOST_CHARS: Final = str.maketrans("", "", "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-")
+_NOT_HOST_CHARS: Final = str.maketrans(
+    "", "", "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-"
+)
 _NOT_IPV4_CHARS: Final = str.maketrans("", "", "0123456789.")
 _OCTET = r"(?:25[0-5]|2[0-4][0-9]|[01]?[0-9]?[0-9])"
 _IPV4: Final = re.compile(rf"{_OCTET}\.{_OCTET}\.{_OCTET}\.{_OCTET}")
@@ -249,11 +251,11 @@ class NameAddr(msgspec.Struct, frozen=True):
         m = _NAME_ADDR_FAST.match(text)
         if m is not None:
             # The common spellings, '"Name" <uri>;params' and '<uri>;params': one C-level match.
-            display, uri_text, param_text = m.groups()
-            if display is not None and "\\" in display:
-                display = unquote(f'"{display}"')
+            quoted_name, uri_text, param_text = m.groups()
+            if quoted_name is not None and "\\" in quoted_name:
+                quoted_name = unquote(f'"{quoted_name}"')
             params = parse_params(param_text, header) if param_text is not None else ()
-            return cls(uri_text, display, params, True)
+            return cls(uri_text, quoted_name, params, True)
         text = text.strip(_WS)
         if not text:
             raise ParseError(f"{header} is empty")
@@ -317,7 +319,7 @@ class NameAddr(msgspec.Struct, frozen=True):
         return find_param(self.params, "tag")
 
     def with_tag(self, tag: str) -> NameAddr:
-        params = tuple(p for p in self.params if p[0].lower() != "tag") + (("tag", tag),)
+        params = (*tuple(p for p in self.params if p[0].lower() != "tag"), ("tag", tag))
         return NameAddr(self.uri_text, self.display_name, params, True)
 
     def __str__(self) -> str:
@@ -590,9 +592,7 @@ class Auth(msgspec.Struct, frozen=True):
     def __str__(self) -> str:
         if not self.params:
             return f"{self.scheme} {self.raw}".rstrip()
-        parts = [
-            f"{k}={quote(v)}" if k.lower() in self.quoted else f"{k}={v}" for k, v in self.params
-        ]
+        parts = [f"{k}={quote(v)}" if k.lower() in self.quoted else f"{k}={v}" for k, v in self.params]
         return f"{self.scheme} {', '.join(parts)}"
 
 

@@ -62,7 +62,7 @@ BYE = (
     b"To: <sip:room@127.0.0.1:5090>;tag=gw-77\r\n"
     b"Call-ID: b2b-leg-2@198.51.100.10\r\n"
     b"CSeq: 2 BYE\r\n"
-    b"Reason: Q.850;cause=16;text=\"Normal call clearing\"\r\n"
+    b'Reason: Q.850;cause=16;text="Normal call clearing"\r\n'
     b"Content-Length: 0\r\n"
     b"\r\n"
 )

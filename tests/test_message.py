@@ -37,7 +37,12 @@ def test_carrier_invite_fields() -> None:
     assert req.uri_text == "sip:+15550100@198.51.100.10:5060;transport=udp"
     uri = req.uri
     assert isinstance(uri, SipURI)
-    assert (uri.user, uri.host, uri.port, uri.transport) == ("+15550100", "198.51.100.10", 5060, "udp")
+    assert (uri.user, uri.host, uri.port, uri.transport) == (
+        "+15550100",
+        "198.51.100.10",
+        5060,
+        "udp",
+    )
     vias = req.via
     assert len(vias) == 2
     top = req.top_via
@@ -138,10 +143,7 @@ def test_list_split_ignores_commas_in_quotes_and_angle_brackets() -> None:
         "<sip:k@y>",
     ]
     assert split_list('a, "b\\", c", d') == ["a", '"b\\", c"', "d"]
-    data = options(
-        extra=b'Contact: "Doe, John" <sip:j@192.0.2.1>;q=0.5, <sip:k@192.0.2.2>\r\n'
-        b"Contact: *\r\n"
-    )
+    data = options(extra=b'Contact: "Doe, John" <sip:j@192.0.2.1>;q=0.5, <sip:k@192.0.2.2>\r\nContact: *\r\n')
     contacts = parse_request(data).contact
     assert [c.is_star for c in contacts] == [False, False, True]
     assert contacts[0].address is not None and contacts[0].address.display_name == "Doe, John"
@@ -183,7 +185,11 @@ def test_auth_headers() -> None:
     assert challenge.param("algorithm") == "SHA-256"
     assert req.proxy_authenticate[0].param("realm") == "carrier"
     (creds,) = req.authorization
-    assert (creds.param("username"), creds.param("nc"), creds.param("qop")) == ("bob", "00000001", "auth")
+    assert (creds.param("username"), creds.param("nc"), creds.param("qop")) == (
+        "bob",
+        "00000001",
+        "auth",
+    )
     assert str(creds).startswith('Digest username="bob", realm="enx", nonce="abc,def"')
     unknown = req.proxy_authorization[0]
     assert unknown.scheme == "NoOneKnowsThisScheme"
@@ -216,7 +222,11 @@ def test_prack_retry_after_expires_and_token_lists() -> None:
     "extra,accessor,message",
     [
         (b"Expires: soon\r\n", "expires", "Expires is not a number: 'soon'"),
-        (b"Session-Expires: 90;refresher=me\r\n", "session_expires", "refresher must be uac or uas"),
+        (
+            b"Session-Expires: 90;refresher=me\r\n",
+            "session_expires",
+            "refresher must be uac or uas",
+        ),
         (b"RAck: 1 INVITE\r\n", "rack", "RAck must be 'rseq cseq method'"),
         (b"Contact: <sip:a@b>;q=2\r\n", "contact", "Contact q is not a qvalue"),
         (b"Require: a b\r\n", "require", "Require value is not a token"),
@@ -224,9 +234,7 @@ def test_prack_retry_after_expires_and_token_lists() -> None:
         (b"Content-Type: sdp\r\n", "content_type", "Content-Type is not type/subtype"),
     ],
 )
-def test_lazily_parsed_headers_raise_parse_error_on_access(
-    extra: bytes, accessor: str, message: str
-) -> None:
+def test_lazily_parsed_headers_raise_parse_error_on_access(extra: bytes, accessor: str, message: str) -> None:
     req = parse_request(options(extra=extra))
     with pytest.raises(ParseError) as info:
         getattr(req, accessor)
@@ -300,7 +308,13 @@ def test_make_response_copies_what_rfc3261_8_2_6_says() -> None:
     wire = ok.serialize()
     back = parse_response(wire)
     assert [v.branch for v in back.via] == [v.branch for v in req.via]
-    for name in (b"Via: SIP/2.0/UDP 203.0.113.5", b"From: ", b"Call-ID: ", b"CSeq: ", b"Record-Route"):
+    for name in (
+        b"Via: SIP/2.0/UDP 203.0.113.5",
+        b"From: ",
+        b"Call-ID: ",
+        b"CSeq: ",
+        b"Record-Route",
+    ):
         line = next(ln for ln in CARRIER_INVITE.split(b"\r\n") if ln.startswith(name))
         assert line in wire.split(b"\r\n"), name
     assert back.to.tag == "uas-1"
