@@ -94,14 +94,23 @@ def environment(pinning: Pinning) -> dict[str, Any]:
         "pinned": pinning.pinned,
         "cpu": pinning.cpu,
         "pinning": pinning.detail,
+        "loadavg_at_start": load_average(),
     }
+
+
+def load_average() -> list[float] | None:
+    """1, 5 and 15 minute load averages: other work on the machine skews every figure."""
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except (AttributeError, OSError):
+        return None
 
 
 def print_environment(env: dict[str, Any]) -> None:
     print(f"Python {env['python']} ({env['implementation']}) on {env['platform']}")
     pinned = "yes" if env["pinned"] else "no"
     print(f"CPUs: {env['cpu_count']}; pinned: {pinned} ({env['pinning']})")
-    print(f"Date: {env['date']}")
+    print(f"Date: {env['date']}; load average: {env['loadavg_at_start']}")
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
@@ -153,9 +162,7 @@ def run_loop(fn: Callable[[bytes], object], items: Sequence[bytes], loops: int) 
     return perf() - t0
 
 
-def calibrate(
-    fn: Callable[[bytes], object], items: Sequence[bytes], duration: float, warmup: float
-) -> int:
+def calibrate(fn: Callable[[bytes], object], items: Sequence[bytes], duration: float, warmup: float) -> int:
     """Warm ``fn`` up for about ``warmup`` seconds; return the loop count of ~``duration`` s."""
     loops = 1
     spent = 0.0
@@ -185,9 +192,7 @@ def measure_pair(
     """
     loops: dict[str, int] = {}
     for name, fn in cases:
-        loops[name] = (
-            iterations if iterations is not None else calibrate(fn, items, duration, warmup)
-        )
+        loops[name] = iterations if iterations is not None else calibrate(fn, items, duration, warmup)
         if iterations is not None:  # still warm up
             run_loop(fn, items, max(1, iterations // 10))
     out = {name: Measurement(ops_per_rep=loops[name] * len(items)) for name, _ in cases}

@@ -29,6 +29,7 @@ import argparse
 import cProfile
 import pstats
 import re
+import statistics
 import sys
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -220,9 +221,7 @@ class Fields(NamedTuple):
     to_tag: str | None
 
 
-_INVITE_FIELDS = Fields(
-    "z9hG4bK-524287-1-0c5b4d1e9f3c2a1e", 31942, "INVITE", _CALL_ID, _FROM_TAG, None
-)
+_INVITE_FIELDS = Fields("z9hG4bK-524287-1-0c5b4d1e9f3c2a1e", 31942, "INVITE", _CALL_ID, _FROM_TAG, None)
 _CALL = (_CALL_ID, _FROM_TAG, _TO_TAG)
 
 # name -> (bytes, the fields a correct parser reads)
@@ -269,9 +268,7 @@ def ours() -> Parser:
     def full(data: bytes) -> tuple[Fields, bytes]:
         msg = parse(data)
         cseq = msg.cseq
-        fields = Fields(
-            msg.top_via.branch, cseq.seq, cseq.method, msg.call_id, msg.from_.tag, msg.to.tag
-        )
+        fields = Fields(msg.top_via.branch, cseq.seq, cseq.method, msg.call_id, msg.from_.tag, msg.to.tag)
         return fields, msg.serialize()
 
     return Parser("ours", full, parse)
@@ -444,9 +441,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument(
         "--duration",
         type=float,
-        default=0.25,
+        default=0.2,
         metavar="S",
-        help="seconds per repetition of each case and parser (default 0.25)",
+        help="seconds per repetition of each case and parser (default 0.2)",
     )
     ap.add_argument(
         "--iterations",
@@ -455,10 +452,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="N",
         help="fixed loops per repetition instead of --duration (a loop of the mix is 7 messages)",
     )
-    ap.add_argument("--repeat", type=int, default=5, help="repetitions, median reported (5)")
-    ap.add_argument(
-        "--warmup", type=float, default=0.1, metavar="S", help="warm-up seconds per case (0.1)"
-    )
+    ap.add_argument("--repeat", type=int, default=7, help="repetitions, median reported (7)")
+    ap.add_argument("--warmup", type=float, default=0.1, metavar="S", help="warm-up seconds per case (0.1)")
     ap.add_argument(
         "--profile",
         action="store_true",
@@ -497,9 +492,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     timing = {"duration": args.duration, "iterations": args.iterations}
     timing |= {"repeat": args.repeat, "warmup": args.warmup}
 
-    def pair(
-        items: Sequence[bytes], ours_fn: ParseFn, sippy_fn: ParseFn
-    ) -> dict[str, common.Measurement]:
+    def pair(items: Sequence[bytes], ours_fn: ParseFn, sippy_fn: ParseFn) -> dict[str, common.Measurement]:
         return common.measure_pair(
             [("ours", ours_fn), ("sippy", sippy_fn)],
             items,
@@ -530,12 +523,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{label:<28}{_fmt_rate(ro):>12}{1e6 / ro:>9.1f}{_fmt_rate(rs):>11}"
             f"{1e6 / rs:>10.1f}{ratio:>11.2f}x{noise:>6.0%}"
         )
+        paired = [a / b for a, b in zip(m["ours"].rates, m["sippy"].rates, strict=True)]
         results[label] = {
             "ours": m["ours"].as_dict(),
             "sippy": m["sippy"].as_dict(),
             "ratio": ratio,
+            # ours/sippy of each repetition (the two ran back to back), less exposed to a
+            # slow spell of the machine than the ratio of the medians
+            "ratio_paired_median": statistics.median(paired),
         }
     print("(µs = microseconds per message; noise = widest (max-min)/median of the two sides)")
+    worst = max(max(m["ours"].spread, m["sippy"].spread) for _, m in rows)
+    if worst > 0.15:
+        print(
+            f"Noisy run (up to {worst:.0%}): other work on the machine? Ratios hold up better "
+            "than rates, as both sides ran back to back; rerun on a quiet machine."
+        )
     print()
 
     mix = results["mix (all 7, equal weight)"]
@@ -583,6 +586,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "invite_alone": {"parse_fields_serialize": inv, "parse_only": inv_parse},
                 },
                 "targets": targets,
+                "loadavg_at_end": common.load_average(),
             },
         )
         print(f"\nWrote {args.json}")

@@ -54,6 +54,14 @@ if TYPE_CHECKING:
     from .uri import AbsoluteURI, SipURI, TelURI
 
 SIP_VERSION: Final = "SIP/2.0"
+
+#: Methods of RFC 3261 and the extensions a B2BUA meets (RFC 3262, 3265, 3311, 3428, 3515, 3903, 6086).
+KNOWN_METHODS: Final = frozenset(
+    {
+        "INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "REGISTER", "PRACK", "SUBSCRIBE",
+        "NOTIFY", "PUBLISH", "INFO", "REFER", "MESSAGE", "UPDATE",
+    }
+)  # fmt: skip
 _CRLF: Final = b"\r\n"
 _WS_BYTES: Final = b" \t"
 
@@ -1002,7 +1010,9 @@ def _finish_request(
         _validate(req, fields, index)
         cseq_method = req._cache["cseq"].method
         if cseq_method != method:
-            raise ParseError(f"CSeq method {cseq_method} does not match {method}")
+            # RFC 4475 §3.1.2.18: with an unknown method, 501 says more than 400 (both allowed).
+            status = 400 if method in KNOWN_METHODS else 501
+            raise ParseError(f"CSeq method {cseq_method} does not match {method}", status)
         req.uri  # noqa: B018 - a bad Request-URI is a 400 now, not later
         return req
     except ParseError as exc:

@@ -283,9 +283,7 @@ def build_answer(
 
 
 def _rejected(offered: MediaDescription) -> MediaDescription:
-    return MediaDescription(
-        media=offered.media, port=0, proto=offered.proto, formats=offered.formats
-    )
+    return MediaDescription(media=offered.media, port=0, proto=offered.proto, formats=offered.formats)
 
 
 def _answer_media(
@@ -304,11 +302,14 @@ def _answer_media(
     """The answer to one acceptable audio stream, or None when no codec is in common."""
     speech: list[RtpMap] = []
     comfort_noise: list[RtpMap] = []
+    telephone: list[RtpMap] = []
     for rtpmap in offered.codecs:
         encoding = rtpmap.encoding.lower()
-        if encoding == "telephone-event" or (encoding, rtpmap.clock_rate) not in ours:
+        if encoding == "telephone-event":
+            telephone.append(rtpmap)
+        elif (encoding, rtpmap.clock_rate) not in ours:
             continue
-        if encoding == "cn":
+        elif encoding == "cn":
             comfort_noise.append(rtpmap)
         elif max_codecs is None or len(speech) < max_codecs:
             speech.append(rtpmap)
@@ -320,9 +321,8 @@ def _answer_media(
     events: dict[int, str] = {}
     if telephone_event:
         wanted = _parse_events(telephone_events)
-        maps = offered.rtpmaps
-        for pt in offered.telephone_event_payload_types:
-            rtpmap = maps[pt]
+        for rtpmap in telephone:
+            pt = rtpmap.payload_type
             if rtpmap.clock_rate not in rates or any(
                 chosen[other].clock_rate == rtpmap.clock_rate for other in events
             ):

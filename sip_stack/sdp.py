@@ -545,9 +545,7 @@ class MediaDescription(_AttributeAccess):
         (RFC 4733 §7.1.1)."""
         maps = self.rtpmaps
         return tuple(
-            pt
-            for pt in self.payload_types
-            if pt in maps and maps[pt].encoding.lower() == "telephone-event"
+            pt for pt in self.payload_types if pt in maps and maps[pt].encoding.lower() == "telephone-event"
         )
 
     def telephone_events(self, payload_type: int) -> str | None:
@@ -632,9 +630,7 @@ class SessionDescription(_AttributeAccess):
         timing = []
         for t in self.timing:
             timing.append(
-                "\r\n".join(
-                    [_line("t", f"{t.start} {t.stop}"), *(_line("r", r) for r in t.repeats)]
-                )
+                "\r\n".join([_line("t", f"{t.start} {t.stop}"), *(_line("r", r) for r in t.repeats)])
             )
         groups: dict[str, list[str]] = {
             "v": ["v=0"],

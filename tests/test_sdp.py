@@ -133,9 +133,7 @@ def check_hacky(sdp: SessionDescription) -> None:
     assert audio.maxptime == 60.0
     assert audio.rtcp == Rtcp(1, "IN", "IP4", "0.0.0.0")
     assert audio.rtcp_mux
-    assert audio.crypto == (
-        "1 AES_CM_128_HMAC_SHA1_80 inline:8QVQSHJ2AM8gIumHpYRRdWHyZ5NkLhaTD1AENOWx",
-    )
+    assert audio.crypto == ("1 AES_CM_128_HMAC_SHA1_80 inline:8QVQSHJ2AM8gIumHpYRRdWHyZ5NkLhaTD1AENOWx",)
     assert len(audio.attribute_values("candidate")) == 8
     assert video.rtcp == Rtcp(12312)
     assert video.attribute_values("rtcp-fb") == ("100 ccm fir", "100 nack", "100 goog-remb")
@@ -267,9 +265,7 @@ def check_onvif(sdp: SessionDescription) -> None:
 def check_rtcp_fb(sdp: SessionDescription) -> None:
     assert sdp.origin.username == "alice"
     assert sdp.session_name == "Talk"
-    assert sdp.attribute("rtcp-xr") == (
-        "rcvr-rtt=all:10000 stat-summary=loss,dup,jitt,TTL voip-metrics"
-    )
+    assert sdp.attribute("rtcp-xr") == ("rcvr-rtt=all:10000 stat-summary=loss,dup,jitt,TTL voip-metrics")
     audio, video = sdp.media
     assert audio.telephone_event_payload_types == (101,)
     assert audio.rtpmap(101) == RtpMap(101, "telephone-event", 48000)
@@ -383,16 +379,12 @@ CHECKS: dict[str, Callable[[SessionDescription], None]] = {
     "invalid.sdp": check_invalid,
     "jsep.sdp": check_jsep,
     "jssip.sdp": check_jssip,
-    "mediaclk-avbtp.sdp": mediaclk_check(
-        "IEEE1722=38-D6-6D-8E-D2-78-13-2F", RtpMap(96, "L24", 48000, 2)
-    ),
+    "mediaclk-avbtp.sdp": mediaclk_check("IEEE1722=38-D6-6D-8E-D2-78-13-2F", RtpMap(96, "L24", 48000, 2)),
     "mediaclk-ptp-v2-w-rate.sdp": mediaclk_check(
         "direct=963214424 rate=1000/1001", RtpMap(96, "L24", 44100, 2)
     ),
     "mediaclk-ptp-v2.sdp": mediaclk_check("direct=963214424", RtpMap(96, "L24", 48000, 8)),
-    "mediaclk-rtp.sdp": mediaclk_check(
-        "id=MDA6NjA6MmI6MjA6MTI6MWY= sender", RtpMap(96, "L24", 48000, 2)
-    ),
+    "mediaclk-rtp.sdp": mediaclk_check("id=MDA6NjA6MmI6MjA6MTI6MWY= sender", RtpMap(96, "L24", 48000, 2)),
     "normal.sdp": check_normal,
     "onvif.sdp": check_onvif,
     "rtcp-fb.sdp": check_rtcp_fb,
@@ -914,13 +906,11 @@ GOOD_HEAD = "v=0\no=- 1 1 IN IP4 192.0.2.1\ns=-\nt=0 0\n"
         ),
         (
             (GOOD_HEAD + "c=IN IP4 233.252.0.1/300\n").encode(),
-            "SDP line 5: c= needs <nettype> <addrtype> <connection-address>: "
-            "'c=IN IP4 233.252.0.1/300'",
+            "SDP line 5: c= needs <nettype> <addrtype> <connection-address>: 'c=IN IP4 233.252.0.1/300'",
         ),
         (
             (GOOD_HEAD + "c=IN IP6 ff15::1/3/2\n").encode(),
-            "SDP line 5: c= needs <nettype> <addrtype> <connection-address>: "
-            "'c=IN IP6 ff15::1/3/2'",
+            "SDP line 5: c= needs <nettype> <addrtype> <connection-address>: 'c=IN IP6 ff15::1/3/2'",
         ),
         (
             (GOOD_HEAD + "c=IN IP4 1.2.3.4\nc=IN IP4 1.2.3.5\n").encode(),
@@ -938,13 +928,11 @@ GOOD_HEAD = "v=0\no=- 1 1 IN IP4 192.0.2.1\ns=-\nt=0 0\n"
         (b"v=0\r\nr=7d 1h 0 25h\r\n", "SDP line 2: r= without a t= before it: 'r=7d 1h 0 25h'"),
         (
             (GOOD_HEAD + "m=audio 70000 RTP/AVP 0\n").encode(),
-            "SDP line 5: m= needs <media> <port>[/<count>] <proto> <fmt> ...: "
-            "'m=audio 70000 RTP/AVP 0'",
+            "SDP line 5: m= needs <media> <port>[/<count>] <proto> <fmt> ...: 'm=audio 70000 RTP/AVP 0'",
         ),
         (
             (GOOD_HEAD + "m=audio 4000/0 RTP/AVP 0\n").encode(),
-            "SDP line 5: m= needs <media> <port>[/<count>] <proto> <fmt> ...: "
-            "'m=audio 4000/0 RTP/AVP 0'",
+            "SDP line 5: m= needs <media> <port>[/<count>] <proto> <fmt> ...: 'm=audio 4000/0 RTP/AVP 0'",
         ),
         (
             (GOOD_HEAD + "m=audio 4000\n").encode(),
