@@ -13,24 +13,26 @@ from __future__ import annotations
 MAX_DATAGRAM_SIZE = 65_507
 
 #: Largest header section (start line + headers + blank line). A real carrier INVITE with a long
-#: Record-Route set and P-headers is 2-4 KB; 64 KiB leaves room for RFC 4475's longreq (a 10 KB To URI)
-#: while keeping a stream peer from making us buffer without bound before a message is even framed.
+#: Record-Route set and P-headers is 2-4 KB, and RFC 4475's longreq (34 Via lines, a 155-character tag,
+#: a 593-byte line) is 3.4 KB; 64 KiB leaves ample room for odd-but-valid messages while keeping a
+#: stream peer from making us buffer without bound before a message is even framed.
 MAX_HEADER_SECTION_SIZE = 65_536
 
 #: Most header fields (lines, after unfolding) in one message. Real messages carry 10-40; RFC 4475's
-#: longreq has 70 Via values but in few lines. 256 stops a header-count flood with per-field overhead.
+#: longreq has 43. 256 stops a header-count flood, each field costing a tuple and an index entry.
 MAX_HEADER_COUNT = 256
 
-#: Longest single header line (after unfolding). Equal to the section limit: RFC 4475 §3.1.1.7 says a
-#: conforming element must take very long values, and the section limit already caps the total.
-MAX_LINE_LENGTH = MAX_HEADER_SECTION_SIZE
+#: Longest header line (folding included). The longest real ones are Identity (about 1 KB) and a long
+#: Record-Route or P-Asserted-Identity list; RFC 4475's longreq peaks at 593 bytes. 16 KiB is far above
+#: all of them, and a longer line is a peer trying to make one value expensive to split and scan.
+MAX_LINE_LENGTH = 16_384
 
 #: Largest body. SDP offers are under 4 KB, multipart with ISUP under 8 KB; INFO/MESSAGE bodies are tiny.
 #: 1 MiB is far above any SIP use and still bounds what a stream peer can make us hold per message.
 MAX_BODY_SIZE = 1_048_576
 
-#: Most values in one comma-separated header field (Via, Route, Record-Route, Contact ...). RFC 4475's
-#: longreq carries 70 Via values; a proxy chain longer than 1024 hops is an attack, not routing.
+#: Most values in one comma-separated header field or parameters in one value (Via, Route, Contact ...).
+#: A proxy chain longer than 1024 hops is an attack, not routing (Max-Forwards caps real ones at 255).
 MAX_HEADER_VALUES = 1024
 
 #: Longest request line (method SP Request-URI SP version). Request-URIs above 8 KB are answered

@@ -33,6 +33,7 @@ from .limits import (
     MAX_DATAGRAM_SIZE,
     MAX_HEADER_COUNT,
     MAX_HEADER_SECTION_SIZE,
+    MAX_LINE_LENGTH,
     MAX_REQUEST_URI_LENGTH,
 )
 from .values import (
@@ -805,6 +806,9 @@ def _parse(data: bytes, *, stream: bool) -> Request | Response:
     start = lines[0]
     if not start:
         raise ParseError("empty start line")
+    if head_end > MAX_LINE_LENGTH and max(map(len, lines)) > MAX_LINE_LENGTH:
+        # Only a section longer than the limit can hold a line longer than it: no cost otherwise.
+        raise ParseError(f"header line longer than {MAX_LINE_LENGTH} bytes", 513)
     if len(lines) > MAX_HEADER_COUNT + 1 and not folded:
         raise ParseError(f"more than {MAX_HEADER_COUNT} header fields")
     fields: list[Field] = []

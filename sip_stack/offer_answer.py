@@ -12,6 +12,7 @@ without regard to case (RFC 4855 §3) and the channel count is not compared. ``t
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from typing import TypeAlias
 
 from sip_stack.errors import LocalProtocolError
 from sip_stack.sdp import (
@@ -39,12 +40,13 @@ __all__ = [
 ]
 
 #: A codec we support: ``(encoding name, clock rate)``.
-Codec = tuple[str, int]
+Codec: TypeAlias = tuple[str, int]
 
-#: Events we offer and accept by default: the 16 DTMF events and flash (RFC 4733 §3.2, table 7).
+#: Events we offer and accept by default: the 16 DTMF events (RFC 4733 §3.2) and 16, flash, which
+#: carriers commonly offer with them.
 DEFAULT_TELEPHONE_EVENTS = "0-16"
 
-#: What RFC 4733 §2.4.1 has a receiver assume when telephone-event comes with no fmtp.
+#: What RFC 4733 §2.4 has a receiver assume when telephone-event comes with no fmtp.
 _IMPLIED_TELEPHONE_EVENTS = "0-15"
 
 #: RFC 3261 §21.4.26: the status of an offer we cannot accept.
@@ -58,7 +60,7 @@ _HOLD_ADDRESSES = frozenset(("0.0.0.0", "::"))
 _FIRST_DYNAMIC_PT = 96
 _LAST_DYNAMIC_PT = 127
 
-#: RFC 4733 §2.3.1: event codes are 8 bits.
+#: RFC 4733 §2.3: the event field is 8 bits.
 _MAX_EVENT = 255
 
 #: Comfort noise (RFC 3389) rides with a codec but is not one: an offer whose only common format is
@@ -138,7 +140,7 @@ def build_offer(
 
     Codecs with a static payload type (RFC 3551 §6) use it; others get dynamic numbers from 96.
     With ``telephone_event``, one telephone-event format is offered per clock rate of our codecs
-    (RFC 4733 §2.5.1.2: its rate must match the audio it goes with), the first one as
+    (RFC 4733: its clock rate follows the audio it goes with), the first one as
     ``telephone_event_pt``. For hold, pass ``direction=Direction.SENDONLY`` and ``origin`` moved on
     by :meth:`~sip_stack.sdp.Origin.next_version` (RFC 3264 §8.4).
     """
@@ -224,7 +226,7 @@ def build_answer(
     at most ``max_codecs`` of them (comfort noise not counted, and kept only at the rate of a chosen
     codec). A telephone-event format of the offer at the rate of a chosen codec is kept with the
     offerer's dynamic payload type (RFC 3264 §6.1) and the events both sides support (RFC 4733
-    §2.4.1). The direction is :func:`answer_direction` of the offered one, ``a=rtcp-mux`` is
+    §2.4). The direction is :func:`answer_direction` of the offered one, ``a=rtcp-mux`` is
     echoed when offered and ``rtcp_mux`` is set (RFC 5761 §5.1.1), and ``t=`` equals the offer's
     (RFC 3264 §6). Our c= and port come from ``address`` and ``port``.
 
@@ -356,7 +358,7 @@ def _answer_media(
 
 
 def _parse_events(text: str) -> frozenset[int]:
-    """The event codes of a telephone-event fmtp such as ``0-15,66,70`` (RFC 4733 §7.1.1).
+    """The event codes of a telephone-event fmtp such as ``0-15,66,70`` (RFC 4733 §2.4).
 
     Parts we cannot read are skipped, so a broken list narrows what we agree to rather than
     failing the call.

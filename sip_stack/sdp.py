@@ -542,16 +542,16 @@ class MediaDescription(_AttributeAccess):
     @property
     def telephone_event_payload_types(self) -> tuple[int, ...]:
         """Payload types mapped to ``telephone-event`` at any clock rate, in m= order
-        (RFC 4733 §7.1.1)."""
+        (RFC 4733 §2.4)."""
         maps = self.rtpmaps
         return tuple(
             pt for pt in self.payload_types if pt in maps and maps[pt].encoding.lower() == "telephone-event"
         )
 
     def telephone_events(self, payload_type: int) -> str | None:
-        """The events a telephone-event payload type carries, e.g. ``"0-16"`` (RFC 4733 §2.4.1).
+        """The events a telephone-event payload type carries, e.g. ``"0-16"`` (RFC 4733 §2.4).
 
-        None when there is no fmtp, which RFC 4733 §2.4.1 reads as events 0-15.
+        None when there is no fmtp, which RFC 4733 §2.4 reads as events 0-15.
         """
         return self.fmtp(payload_type)
 

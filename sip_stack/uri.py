@@ -97,8 +97,7 @@ _BAD_ESCAPE: Final = re.compile(r"%(?![0-9A-Fa-f]{2})")
 _SCHEME: Final = re.compile(r"[A-Za-z][A-Za-z0-9+\-.]*")
 _HOSTNAME_CHARS: Final = re.compile(r"[A-Za-z0-9.\-]+")
 _IPV4_CHARS: Final = re.compile(r"[0-9.]+")
-# Only what an RFC 4291 address can hold: ipaddress would also take a "%zone", which RFC 3261 has
-# not.
+# Only what an RFC 4291 address can hold: ipaddress would also take a "%zone", RFC 3261 would not.
 _IPV6_CHARS: Final = re.compile(r"[0-9A-Fa-f:.]+")
 # RFC 3966: pname = 1*( alphanum / "-" ); phonedigit(-hex) with visual-separator = - . ( )
 _TEL_PNAME: Final = re.compile(r"[A-Za-z0-9\-]+")
@@ -209,9 +208,7 @@ def _check_host(host: str) -> HostType:
         try:
             ipaddress.IPv6Address(inner)
         except ValueError:
-            raise ParseError(
-                f"SIP URI host is not a valid IPv6 reference: {_quote(host)}"
-            ) from None
+            raise ParseError(f"SIP URI host is not a valid IPv6 reference: {_quote(host)}") from None
         return "ipv6"
     if host.count(":") > 1:
         raise ParseError(f"SIP URI host is an IPv6 address without brackets: {_quote(host)}")
@@ -602,7 +599,7 @@ def _split_hostport(hostport: str) -> tuple[str, int | None]:
 
 def _parse_params(text: str) -> tuple[tuple[str, str | None], ...]:
     """RFC 3261 §25.1 ``uri-parameters``: ``*( ";" pname [ "=" pvalue ] )``, both 1*paramchar."""
-    _check_chars(text, _PARAMS_BAD, "SIP URI parameters")
+    _check_chars(text, _PARAMS_BAD, "SIP URI parameter list")
     params: list[tuple[str, str | None]] = []
     for piece in text.split(";"):
         name, equals, value = piece.partition("=")
@@ -623,14 +620,12 @@ def _parse_params(text: str) -> tuple[tuple[str, str | None], ...]:
 
 def _parse_headers(text: str) -> tuple[tuple[str, str], ...]:
     """RFC 3261 §25.1 ``headers = "?" header *( "&" header )``, ``header = hname "=" hvalue``."""
-    _check_chars(text, _HEADERS_BAD, "SIP URI headers")
+    _check_chars(text, _HEADERS_BAD, "SIP URI header list")
     headers: list[tuple[str, str]] = []
     for piece in text.split("&"):
         name, equals, value = piece.partition("=")
         if not name:
-            raise ParseError(
-                "SIP URI has an empty header" if not piece else "SIP URI header has no name"
-            )
+            raise ParseError("SIP URI has an empty header" if not piece else "SIP URI header has no name")
         if not equals:
             raise ParseError(f"SIP URI header {_quote(name)} has no '='")
         if "=" in value:
@@ -777,9 +772,7 @@ def _check_tel_number(number: str) -> bool:
         body = number[1:]
         hit = _GLOBAL_DIGITS_BAD.search(body)
         if hit is not None:
-            raise ParseError(
-                f"tel URI global number has an invalid character: {_quote(hit.group())}"
-            )
+            raise ParseError(f"tel URI global number has an invalid character: {_quote(hit.group())}")
         if not body.strip(_VISUAL_SEPARATORS):
             raise ParseError(f"tel URI global number has no digits: {_quote(number)}")
         return True
@@ -815,12 +808,8 @@ def _check_tel_params(is_global: bool, params: tuple[tuple[str, str | None], ...
             # descriptor = domainname / global-number-digits
             if value[0] == "+":
                 body = value[1:]
-                if _GLOBAL_DIGITS_BAD.search(body) is not None or not body.strip(
-                    _VISUAL_SEPARATORS
-                ):
-                    raise ParseError(
-                        f"tel URI phone-context is not a global number: {_quote(value)}"
-                    )
+                if _GLOBAL_DIGITS_BAD.search(body) is not None or not body.strip(_VISUAL_SEPARATORS):
+                    raise ParseError(f"tel URI phone-context is not a global number: {_quote(value)}")
             elif not _is_hostname(value):
                 raise ParseError(f"tel URI phone-context is not a domain name: {_quote(value)}")
         elif lowered == "isub":
@@ -887,10 +876,7 @@ class AbsoluteURI:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, AbsoluteURI):
             return NotImplemented
-        return (
-            self.scheme == other.scheme
-            and self.raw[len(self.scheme) :] == other.raw[len(other.scheme) :]
-        )
+        return self.scheme == other.scheme and self.raw[len(self.scheme) :] == other.raw[len(other.scheme) :]
 
     def __hash__(self) -> int:
         return hash((self.scheme, self.raw[len(self.scheme) :]))
