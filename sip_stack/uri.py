@@ -22,8 +22,11 @@ Leniency, decided here once:
 
 * RFC 4475 §3.1.1.3-4: %-escapes are accepted in user, password, parameters and headers, ``%00``
   included; a ``%`` not followed by two hex digits is a 400 (RFC 3261 ``escaped``).
-* RFC 5118 §4.10: ``[2001:db8:::192.0.2.1]`` is not an IPv6 address (RFC 4291 §2.2) and is refused;
-  RFC 5954 §4.1 fixed the RFC 3261 ABNF bug that let it through.
+* RFC 5118 §4.10: "an implementation must tolerate both" ``[2001:db8::192.0.2.1]`` and the
+  ``[2001:db8:::192.0.2.1]`` that RFC 3261's ABNF (inherited from RFC 2373, fixed by RFC 5954 §4.1)
+  derives. The tolerance is narrow: one ``:::`` reads as ``::`` only right before an embedded IPv4
+  address that ends the reference; the host text is kept as received and compares equal to the
+  two-colon form. Any other ``:::`` is a 400.
 * RFC 5118 §4.2: an IPv6 address without brackets in the host is a 400.
 * Characters outside the RFC 3261 sets are refused, unescaped ``#`` in a user part included
   (§19.1.2: what ``telephone-subscriber`` allows but ``user`` does not "MUST be escaped").
@@ -197,6 +200,27 @@ def _is_hostname(text: str) -> bool:
     return labels[-1][0].isalpha()
 
 
+def _ipv6_address(text: str) -> ipaddress.IPv6Address | None:
+    """Read an RFC 4291 §2.2 address, or the one RFC 3261 ABNF form RFC 5118 §4.10 says to tolerate.
+
+    RFC 3261's ``hexpart`` may end in "::" and is then followed by ``":" IPv4address``, which derives
+    ``2001:db8:::192.0.2.1``. Only that position is forgiven: the last ":::" becomes "::" when an
+    IPv4 address (dots, no colons) follows it to the end, and the result must still pass RFC 4291,
+    so ``2001:db8:::10`` or ``1::2:::192.0.2.1`` (two "::") stay invalid.
+    """
+    try:
+        return ipaddress.IPv6Address(text)
+    except ValueError:
+        pass
+    head, triple, tail = text.rpartition(":::")
+    if not triple or "." not in tail or ":" in tail:
+        return None
+    try:
+        return ipaddress.IPv6Address(f"{head}::{tail}")
+    except ValueError:
+        return None
+
+
 def _check_host(host: str) -> HostType:
     """Validate a SIP URI host (RFC 3261 §25.1 ``host``, RFC 5954 §4.1 ``IPv6reference``)."""
     if not host:
@@ -205,10 +229,8 @@ def _check_host(host: str) -> HostType:
         inner = host[1:-1]
         if host[-1] != "]" or _IPV6_CHARS.fullmatch(inner) is None:
             raise ParseError(f"SIP URI host is not a valid IPv6 reference: {_quote(host)}")
-        try:
-            ipaddress.IPv6Address(inner)
-        except ValueError:
-            raise ParseError(f"SIP URI host is not a valid IPv6 reference: {_quote(host)}") from None
+        if _ipv6_address(inner) is None:
+            raise ParseError(f"SIP URI host is not a valid IPv6 reference: {_quote(host)}")
         return "ipv6"
     if host.count(":") > 1:
         raise ParseError(f"SIP URI host is an IPv6 address without brackets: {_quote(host)}")
@@ -244,7 +266,10 @@ def _host_key(host: str, host_type: HostType) -> str | bytes:
     ``[::ffff:192.0.2.128]``.
     """
     if host_type == "ipv6":
-        return ipaddress.IPv6Address(host[1:-1]).packed
+        address = _ipv6_address(host[1:-1])
+        if address is None:  # unreachable: every SipURI's host was checked on construction
+            raise LocalProtocolError(f"SIP URI host is not a valid IPv6 reference: {host!r}")
+        return address.packed
     if host_type == "ipv4":
         return bytes(int(part) for part in host.split("."))
     return host.lower()

@@ -804,11 +804,33 @@ def test_rfc5118_4_9_ipv4_mapped_ipv6() -> None:
     assert contact == sip("sip:ted@[::ffff:c000:202]")
 
 
-def test_rfc5118_4_10_three_colons_are_refused_two_are_fine() -> None:
-    request_uri, _ = rfc5118("ipv6-bug-abnf-3-colons")
-    assert reason_of(request_uri) == ("SIP URI host is not a valid IPv6 reference: '[2001:db8:::192.0.2.1]'")
-    request_uri, _ = rfc5118("ipv6-correct-abnf-2-colons")
-    assert sip(request_uri).host == "[2001:db8::192.0.2.1]"
+def test_rfc5118_4_10_both_abnf_forms_are_tolerated_and_name_one_address() -> None:
+    # "Following the Robustness Principle [RFC1122], an implementation must tolerate both of the
+    # above constructs." The three-colon text is kept, so the URI is forwarded as received.
+    buggy_uri, buggy_headers = rfc5118("ipv6-bug-abnf-3-colons")
+    correct_uri, _ = rfc5118("ipv6-correct-abnf-2-colons")
+    buggy = sip(buggy_uri)
+    assert (buggy.host, buggy.host_type) == ("[2001:db8:::192.0.2.1]", "ipv6")
+    assert str(buggy) == buggy_uri
+    assert buggy == sip(correct_uri)
+    assert hash(buggy) == hash(sip(correct_uri))
+    assert buggy == sip("sip:user@[2001:db8::c000:201]")
+    assert sip(_header_uri(buggy_headers["to"][0])).host == "[2001:db8:::192.0.2.1]"
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        "[2001:db8:::10]",  # no embedded IPv4 address after the ":::"
+        "[1::2:::192.0.2.1]",  # would make two "::"
+        "[::::192.0.2.1]",
+        "[2001:db8:::192.0.2.1:1]",  # the IPv4 address does not end the reference
+        "[2001:db8:::192.0.2]",
+        "[2001:db8::::192.0.2.1]",
+    ],
+)
+def test_the_rfc5118_4_10_tolerance_is_that_one_form_only(host: str) -> None:
+    assert reason_of(f"sip:{host}") == f"SIP URI host is not a valid IPv6 reference: '{host}'"
 
 
 # -- tel URIs (RFC 3966) --------------------------------------------------------------------------
