@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterable, Iterator
-from typing import TYPE_CHECKING, Any, Final, TypeVar
+from typing import Any, Final, TypeVar
 
 from .errors import LocalProtocolError, ParseError, StatelessReplyInfo
 from .headers import (
@@ -36,6 +36,7 @@ from .limits import (
     MAX_LINE_LENGTH,
     MAX_REQUEST_URI_LENGTH,
 )
+from .uri import AbsoluteURI, SipURI, TelURI, parse_uri
 from .values import (
     Auth,
     Contact,
@@ -50,9 +51,6 @@ from .values import (
     parse_delta_seconds,
     parse_token_list,
 )
-
-if TYPE_CHECKING:
-    from .uri import AbsoluteURI, SipURI, TelURI
 
 SIP_VERSION: Final = "SIP/2.0"
 
@@ -583,12 +581,7 @@ class Request(Message):
     def uri(self) -> SipURI | TelURI | AbsoluteURI:
         """The Request-URI, parsed (RFC 3261 §19)."""
 
-        def build() -> SipURI | TelURI | AbsoluteURI:
-            from .uri import parse_uri
-
-            return parse_uri(self.uri_text)
-
-        return self._typed("request-uri", build)
+        return self._typed("request-uri", lambda: parse_uri(self.uri_text))
 
     def _start_line(self) -> bytes:
         return _encode(f"{self.method} {self.uri_text} {self.version}")

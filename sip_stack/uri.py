@@ -81,7 +81,9 @@ HostType = Literal["ipv4", "ipv6", "name"]
 # _BAD_ESCAPE.
 _UNRESERVED = r"A-Za-z0-9\-_.!~*'()"
 # user = 1*( unreserved / escaped / user-unreserved ), user-unreserved = & = + $ , ; ? /
-_USER_BAD: Final = re.compile(rf"[^{_UNRESERVED}&=+$,;?/%]")
+# plus '#': RFC 3261 §19.1.2 wants it escaped, but carriers and PBXs send feature codes like
+# "sip:*98#@host" unescaped, and refusing a caller over it helps no one (robustness principle).
+_USER_BAD: Final = re.compile(rf"[^{_UNRESERVED}&=+$,;?/%#]")
 # password = *( unreserved / escaped / & = + $ , )
 _PASSWORD_BAD: Final = re.compile(rf"[^{_UNRESERVED}&=+$,%]")
 # paramchar = param-unreserved / unreserved / escaped, param-unreserved = [ ] / : & + $
@@ -221,27 +223,33 @@ def _ipv6_address(text: str) -> ipaddress.IPv6Address | None:
         return None
 
 
-def _check_host(host: str) -> HostType:
-    """Validate a SIP URI host (RFC 3261 §25.1 ``host``, RFC 5954 §4.1 ``IPv6reference``)."""
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|[01]?[0-9]?[0-9])"
+_IPV4_ADDRESS: Final = re.compile(rf"{_OCTET}\.{_OCTET}\.{_OCTET}\.{_OCTET}")
+
+
+def check_host(host: str, what: str = "SIP URI host") -> HostType:
+    """Validate a host (RFC 3261 §25.1 ``host``, RFC 5954 §4.1 ``IPv6reference``) and say its kind.
+
+    Used for URI hosts and for Via sent-by and received; ``what`` names the field in the reason.
+    """
+    if _IPV4_ADDRESS.fullmatch(host) is not None:
+        return "ipv4"  # the common case, in one C-level match
     if not host:
-        raise ParseError("SIP URI host is empty")
+        raise ParseError(f"{what} is empty")
     if host[0] == "[":
         inner = host[1:-1]
         if host[-1] != "]" or _IPV6_CHARS.fullmatch(inner) is None:
-            raise ParseError(f"SIP URI host is not a valid IPv6 reference: {_quote(host)}")
+            raise ParseError(f"{what} is not a valid IPv6 reference: {_quote(host)}")
         if _ipv6_address(inner) is None:
-            raise ParseError(f"SIP URI host is not a valid IPv6 reference: {_quote(host)}")
+            raise ParseError(f"{what} is not a valid IPv6 reference: {_quote(host)}")
         return "ipv6"
     if host.count(":") > 1:
-        raise ParseError(f"SIP URI host is an IPv6 address without brackets: {_quote(host)}")
+        raise ParseError(f"{what} is an IPv6 address without brackets: {_quote(host)}")
     if host[0].isdigit() and _IPV4_CHARS.fullmatch(host) is not None:
         # Digits and dots only: a host name's top label starts with a letter, so this must be IPv4.
-        parts = host.split(".")
-        if len(parts) != 4 or not all(0 < len(part) <= 3 and int(part) <= 255 for part in parts):
-            raise ParseError(f"SIP URI host is not a valid IPv4 address: {_quote(host)}")
-        return "ipv4"
+        raise ParseError(f"{what} is not a valid IPv4 address: {_quote(host)}")
     if not _is_hostname(host):
-        raise ParseError(f"SIP URI host is not a valid host name: {_quote(host)}")
+        raise ParseError(f"{what} is not a valid host name: {_quote(host)}")
     return "name"
 
 
@@ -550,7 +558,7 @@ def _check_sip_fields(uri: SipURI) -> HostType:
         if uri.user is None:
             raise ParseError("SIP URI has a password but no user")
         _check_chars(uri.password, _PASSWORD_BAD, "SIP URI password")
-    host_type = _check_host(uri.host)
+    host_type = check_host(uri.host)
     port = uri.port
     if port is not None and (isinstance(port, bool) or not 0 <= port <= 65535):
         raise ParseError(f"SIP URI port is out of range: {port!r}")
@@ -593,7 +601,7 @@ def _parse_sip(text: str, scheme: str, start: int) -> SipURI:
     rest, question, headers_text = rest.partition("?")
     hostport, semicolon, params_text = rest.partition(";")
     host, port = _split_hostport(hostport)
-    host_type = _check_host(host)
+    host_type = check_host(host)
     params = _parse_params(params_text) if semicolon else ()
     headers = _parse_headers(headers_text) if question else ()
     return SipURI._from_wire(text, scheme, user, password, host, host_type, port, params, headers)

@@ -19,7 +19,9 @@ from sip_stack import ParseError, Request, Response, StreamFramer, parse, statel
 from sip_stack.uri import AbsoluteURI, SipURI
 
 DIR = Path(__file__).parent / "vectors" / "rfc4475"
-MANIFEST = {row["file"]: row for row in csv.DictReader((DIR / "MANIFEST.csv").open()) if row["file"].endswith(".dat")}
+MANIFEST = {
+    row["file"]: row for row in csv.DictReader((DIR / "MANIFEST.csv").open()) if row["file"].endswith(".dat")
+}
 
 
 def raw(name: str) -> bytes:
@@ -63,7 +65,12 @@ def test_wsinv_short_tortuous_invite() -> None:
     assert m.method == "INVITE"
     assert m.uri_text == "sip:vivekg@chair-dnrc.example.com;unknownparam"
     uri = sip_uri(m.uri)
-    assert (uri.user, uri.host, uri.port, uri.params) == ("vivekg", "chair-dnrc.example.com", None, (("unknownparam", None),))
+    assert (uri.user, uri.host, uri.port, uri.params) == (
+        "vivekg",
+        "chair-dnrc.example.com",
+        None,
+        (("unknownparam", None),),
+    )
     assert m.to.display_name is None
     assert m.to.uri_text == "sip:vivekg@chair-dnrc.example.com"
     assert m.to.tag == "1918181833n"
@@ -119,7 +126,9 @@ def test_intmeth_wide_range_of_valid_characters() -> None:
     assert m.from_.uri_text == "sip:mundane@example.com"
     assert m.from_.tag == "_token~1'+`*%!-."
     param_value = m.from_.param("fromParam''~+*_!.-%")
-    assert param_value is not None and param_value.encode("utf-8", "surrogateescape") == '"работающий"'.encode()
+    assert (
+        param_value is not None and param_value.encode("utf-8", "surrogateescape") == '"работающий"'.encode()
+    )
     assert m.call_id == "intmeth.word%ZK-!.*_+'@word`~)(><:\\/\"][?}{"
     assert (m.cseq.seq, m.cseq.method) == (139122385, method)
     assert m.max_forwards == 255
@@ -133,14 +142,22 @@ def test_esc01_valid_percent_escapes() -> None:
     m = req("esc01.dat")
     uri = sip_uri(m.uri)
     assert m.uri_text == "sip:sips%3Auser%40example.com@example.net"
-    assert (uri.user, uri.unescaped_user, uri.host) == ("sips%3Auser%40example.com", "sips:user@example.com", "example.net")
+    assert (uri.user, uri.unescaped_user, uri.host) == (
+        "sips%3Auser%40example.com",
+        "sips:user@example.com",
+        "example.net",
+    )
     to_uri = sip_uri(m.to.uri)
     assert (to_uri.user, to_uri.unescaped_user) == ("%75se%72", "user")
     assert to_uri == sip_uri(parse_uri_text("sip:user@example.com"))  # RFC 3261 §19.1.4
     assert sip_uri(m.from_.uri).unescaped_user == "I have spaces"
     assert m.from_.tag == "938"
     assert (m.max_forwards, m.call_id, m.cseq.seq) == (87, "esc01.239409asdfakjkn23onasd0-3234", 234234)
-    assert (m.top_via.transport, m.top_via.host, m.top_via.branch) == ("UDP", "host5.example.net", "z9hG4bKkdjuw")
+    assert (m.top_via.transport, m.top_via.host, m.top_via.branch) == (
+        "UDP",
+        "host5.example.net",
+        "z9hG4bKkdjuw",
+    )
     (contact,) = m.contact
     assert contact.address is not None
     curi = sip_uri(contact.address.uri)
@@ -186,7 +203,11 @@ def test_esc02_percent_that_is_not_an_escape() -> None:
 
 def test_lwsdisp_no_lws_between_display_name_and_angle() -> None:
     m = req("lwsdisp.dat")
-    assert (m.from_.display_name, m.from_.uri_text, m.from_.tag) == ("caller", "sip:caller@example.com", "323")
+    assert (m.from_.display_name, m.from_.uri_text, m.from_.tag) == (
+        "caller",
+        "sip:caller@example.com",
+        "323",
+    )
     assert m.call_id == "lwsdisp.1234abcd@funky.example.com"
 
 
@@ -204,7 +225,13 @@ def test_longreq_long_values() -> None:
     assert m.call_id == "longreq.one" + "really" * 20 + "longcallid"
     assert (m.cseq.seq, m.cseq.method) == (3882340, "INVITE")
     assert m.header("Unknown-" + "Long" * 20 + "-Name") == (
-        "unknown-" + "long" * 20 + "-value; unknown-" + "long" * 20 + "-parameter-name = unknown-" + "long" * 20 + "-parameter-value"
+        "unknown-"
+        + "long" * 20
+        + "-value; unknown-"
+        + "long" * 20
+        + "-parameter-name = unknown-"
+        + "long" * 20
+        + "-parameter-value"
     )
     vias = m.via
     assert len(vias) == 34
@@ -255,9 +282,15 @@ def test_mpart01_multipart_binary_body() -> None:
     assert m.method == "MESSAGE"
     assert len(m.body) == 553
     assert m.body.count(b"\x00") == 2
-    assert hashlib.sha256(m.body).hexdigest() == "fe819b3fdccb4dbb4dc3be33fed48e7196401676b993cb42201dc0e38f43d88c"
+    assert (
+        hashlib.sha256(m.body).hexdigest()
+        == "fe819b3fdccb4dbb4dc3be33fed48e7196401676b993cb42201dc0e38f43d88c"
+    )
     assert m.content_type is not None
-    assert (m.content_type.mime_type, m.content_type.param("boundary")) == ("multipart/mixed", "7a9cbec02ceef655")
+    assert (m.content_type.mime_type, m.content_type.param("boundary")) == (
+        "multipart/mixed",
+        "7a9cbec02ceef655",
+    )
     assert (m.top_via.port, m.top_via.rport) == (5070, True)
     assert sip_uri(m.route[0].uri).port == 5080
     assert m.serialize() == raw("mpart01.dat")
@@ -334,7 +367,10 @@ def test_baddn_rejected_for_its_display_names_not_its_truncation() -> None:
     assert error("baddn.dat", raw("baddn.dat") + b"\r\n").reason == error("baddn.dat").reason
 
 
-@pytest.mark.parametrize("name,words", [("scalarlg.dat", "CSeq number is too large"), ("bigcode.dat", "status code is not 100-699")])
+@pytest.mark.parametrize(
+    "name,words",
+    [("scalarlg.dat", "CSeq number is too large"), ("bigcode.dat", "status code is not 100-699")],
+)
 def test_invalid_responses_are_dropped(name: str, words: str) -> None:
     err = error(name)
     assert words in err.reason
