@@ -21,7 +21,6 @@ from sip_stack.uri import (
     parse_uri,
 )
 
-
 VECTORS = Path(__file__).parent / "vectors"
 
 
