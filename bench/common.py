@@ -17,6 +17,7 @@ import os
 import platform
 import shlex
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -95,7 +96,24 @@ def environment(pinning: Pinning) -> dict[str, Any]:
         "cpu": pinning.cpu,
         "pinning": pinning.detail,
         "loadavg_at_start": load_average(),
+        "git": git_revision(),
     }
+
+
+def git_revision() -> str | None:
+    """``git describe --always --dirty`` of the repository the bench is in, if there is one."""
+    try:
+        done = subprocess.run(
+            ["git", "describe", "--always", "--dirty"],
+            cwd=Path(__file__).resolve().parent,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip() or None
 
 
 def load_average() -> list[float] | None:
@@ -110,7 +128,7 @@ def print_environment(env: dict[str, Any]) -> None:
     print(f"Python {env['python']} ({env['implementation']}) on {env['platform']}")
     pinned = "yes" if env["pinned"] else "no"
     print(f"CPUs: {env['cpu_count']}; pinned: {pinned} ({env['pinning']})")
-    print(f"Date: {env['date']}; load average: {env['loadavg_at_start']}")
+    print(f"Date: {env['date']}; load average: {env['loadavg_at_start']}; git: {env['git']}")
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:

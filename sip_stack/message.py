@@ -36,7 +36,7 @@ from .limits import (
     MAX_LINE_LENGTH,
     MAX_REQUEST_URI_LENGTH,
 )
-from .uri import AbsoluteURI, SipURI, TelURI, parse_uri
+from .uri import PLAIN_SIP_URI, AbsoluteURI, SipURI, TelURI, parse_uri
 from .values import (
     Auth,
     Contact,
@@ -1010,7 +1010,9 @@ def _finish_request(
             # RFC 4475 §3.1.2.18: with an unknown method, 501 says more than 400 (both allowed).
             status = 400 if method in KNOWN_METHODS else 501
             raise ParseError(f"CSeq method {cseq_method} does not match {method}", status)
-        req.uri  # noqa: B018 - a bad Request-URI is a 400 now, not later
+        if PLAIN_SIP_URI.fullmatch(req.uri_text) is None:
+            # Not the everyday shape: parse it now, so a bad Request-URI is a 400 here, not later.
+            req._cache["request-uri"] = parse_uri(req.uri_text)
         return req
     except ParseError as exc:
         exc.is_request = True

@@ -938,6 +938,22 @@ def _split_scheme(text: str) -> tuple[str, int]:
     return scheme, colon + 1
 
 
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+_TOPLABEL = r"[A-Za-z](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+_PLAIN_PARAM = r"[A-Za-z0-9\-_.!~*'()\[\]/:&+$]+"
+
+#: The everyday SIP URI: ``sip:user@host[:port][;param[=value]]...`` with no escapes, password,
+#: IPv6 reference or headers. Everything it matches, :func:`parse_uri` accepts (a property test holds
+#: this), so the message parser can vouch for a Request-URI with one C-level match and leave building
+#: the :class:`SipURI` to whoever reads it. Labels end at '.', so the match cannot backtrack far.
+PLAIN_SIP_URI: Final = re.compile(
+    rf"[sS][iI][pP][sS]?:(?:[A-Za-z0-9\-_.!~*'()&=+$,;?/]+@)?"
+    rf"(?:{_OCTET}\.{_OCTET}\.{_OCTET}\.{_OCTET}|(?:{_LABEL}\.)*{_TOPLABEL}\.?)"
+    rf"(?::(?:[0-9]{{1,4}}|[1-5][0-9]{{4}}|6[0-4][0-9]{{3}}|65[0-4][0-9]{{2}}|655[0-2][0-9]|6553[0-5]))?"
+    rf"(?:;{_PLAIN_PARAM}(?:={_PLAIN_PARAM})?)*"
+)
+
+
 def parse_uri(text: str) -> SipURI | TelURI | AbsoluteURI:
     """Parse a URI: SIP/SIPS (RFC 3261 §19.1), tel (RFC 3966) or any other scheme, kept whole.
 

@@ -1142,3 +1142,20 @@ def test_unescaped_hash_in_user_part_is_tolerated() -> None:
     assert isinstance(uri, SipURI)
     assert (uri.user, uri.unescaped_user, str(uri)) == ("*98#", "*98#", "sip:*98#@example.com")
     assert uri == parse_uri("sip:*98%23@example.com")
+
+
+@settings(max_examples=500)
+@given(st.from_regex(uri_module.PLAIN_SIP_URI, fullmatch=True))
+def test_everything_the_plain_sip_uri_pattern_vouches_for_parses(text: str) -> None:
+    # The message parser skips the eager Request-URI parse when this pattern matches.
+    uri = parse_uri(text)
+    assert isinstance(uri, SipURI)
+    assert str(uri) == text
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["sip:a@[2001:db8::1]", "sip:a%20b@h", "sip:a:pw@h", "sip:a@h?x=y", "sip:a@1.2.3.4:65536", "sip:a@h.1com"],
+)
+def test_plain_sip_uri_pattern_leaves_the_rest_to_the_full_parser(text: str) -> None:
+    assert uri_module.PLAIN_SIP_URI.fullmatch(text) is None
