@@ -950,8 +950,13 @@ def _validate(msg: Message, fields: list[Field], index: dict[str, list[int]]) ->
         positions = index.get(key)
         if positions is not None and len(positions) > 1:
             raise ParseError(f"more than one {canonical_name(key)} header")
-    if "max-forwards" in index:
-        msg.max_forwards  # noqa: B018 - 0..255 or a 400 now
+    positions = index.get("max-forwards")
+    if positions is not None:
+        value = fields[positions[0]][2].strip(_WS_BYTES)
+        if value.isdigit() and len(value) <= 3 and int(value) <= 255:
+            cache["max-forwards"] = int(value)
+        else:
+            msg.max_forwards  # noqa: B018 - raises the precise 400
 
 
 _REQUIRED_SINGLE: Final = (("from", "From"), ("to", "To"), ("call-id", "Call-ID"), ("cseq", "CSeq"))

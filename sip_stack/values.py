@@ -187,6 +187,7 @@ class Via(msgspec.Struct, frozen=True):
 # ----------------------------------------------------------------------------------- name-addr
 
 
+_TAG_ONLY: Final = re.compile(r"tag=([A-Za-z0-9\-.!%*_+`'~]+)")
 _NAME_ADDR_FAST: Final = re.compile(r'(?:"((?:[^"\\\r\n]|\\.)*)" ?)?<([^<>\s"]+)>(?:;(.*))?\Z', re.S)
 
 
@@ -210,7 +211,12 @@ class NameAddr(msgspec.Struct, frozen=True):
             quoted_name, uri_text, param_text = m.groups()
             if quoted_name is not None and "\\" in quoted_name:
                 quoted_name = unquote(f'"{quoted_name}"')
-            params = parse_params(param_text, header) if param_text is not None else ()
+            if param_text is None:
+                params: Params = ()
+            elif (tag := _TAG_ONLY.fullmatch(param_text)) is not None:
+                params = (("tag", tag.group(1)),)  # From/To's usual lone parameter
+            else:
+                params = parse_params(param_text, header)
             return cls(uri_text, quoted_name, params, True)
         text = text.strip(_WS)
         if not text:
