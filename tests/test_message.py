@@ -404,3 +404,20 @@ def test_builders_and_mutators() -> None:
 def test_public_api_is_exported() -> None:
     for name in sip_stack.__all__:
         assert getattr(sip_stack, name) is not None
+
+
+def test_serialize_follows_start_line_and_header_changes() -> None:
+    req = parse_request(CARRIER_INVITE)
+    req.uri_text = "sip:+15550100@127.0.0.1:5090"
+    req.method = "INVITE"
+    wire = req.serialize()
+    assert wire.startswith(b"INVITE sip:+15550100@127.0.0.1:5090 SIP/2.0\r\n")
+    assert wire[wire.index(b"\r\n") :] == CARRIER_INVITE[CARRIER_INVITE.index(b"\r\n") :]
+    req.set_header("Max-Forwards", "68")
+    again = parse_request(req.serialize())
+    assert again.max_forwards == 68
+    assert again.uri_text == "sip:+15550100@127.0.0.1:5090"
+    assert again.body == SDP
+    resp = parse_response(OK_200)
+    resp.status, resp.reason_phrase = 202, "Accepted"
+    assert resp.serialize().startswith(b"SIP/2.0 202 Accepted\r\n")
