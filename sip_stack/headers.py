@@ -178,50 +178,10 @@ def canonical_name(key: str) -> str:
     return "-".join(part.capitalize() for part in key.split("-"))
 
 
-def split_list(value: str, header: str = "header") -> list[str]:
-    """Split a comma-list header value (RFC 3261 §7.3.1) outside quotes and ``<...>``.
-
-    Elements are stripped of surrounding whitespace. An empty element (``a,,b``) is kept as ``""`` so
-    that each caller decides: Via rejects it, token lists skip it. Linear in ``len(value)``.
-    """
-    if '"' not in value and "<" not in value:
-        parts = value.split(",")
-    else:
-        parts = []
-        start = 0
-        i = 0
-        n = len(value)
-        in_quotes = False
-        in_angle = False
-        while i < n:
-            c = value[i]
-            if in_quotes:
-                if c == "\\":
-                    i += 1
-                elif c == '"':
-                    in_quotes = False
-            elif c == '"':
-                in_quotes = True
-            elif c == "<":
-                in_angle = True
-            elif c == ">":
-                in_angle = False
-            elif c == "," and not in_angle:
-                parts.append(value[start:i])
-                start = i + 1
-            i += 1
-        if in_quotes:
-            raise ParseError(f"unterminated quoted string in {header}")
-        parts.append(value[start:])
-    if len(parts) > MAX_HEADER_VALUES:
-        raise ParseError(f"too many values in {header} (limit {MAX_HEADER_VALUES})")
-    return [p.strip(_WS) for p in parts]
-
-
-def split_params(text: str, header: str = "header") -> list[str]:
-    """Split ``a;b=1;c="x;y"`` on semicolons outside quoted strings and ``<...>``."""
+def _split_outside(text: str, sep: str, header: str) -> list[str]:
+    """Split ``text`` on ``sep`` where it stands outside quoted strings and ``<...>``. Linear time."""
     if '"' not in text and "<" not in text:
-        return text.split(";")
+        return text.split(sep)
     parts: list[str] = []
     start = 0
     i = 0
@@ -241,7 +201,7 @@ def split_params(text: str, header: str = "header") -> list[str]:
             in_angle = True
         elif c == ">":
             in_angle = False
-        elif c == ";" and not in_angle:
+        elif c == sep and not in_angle:
             parts.append(text[start:i])
             start = i + 1
         i += 1
@@ -249,6 +209,23 @@ def split_params(text: str, header: str = "header") -> list[str]:
         raise ParseError(f"unterminated quoted string in {header}")
     parts.append(text[start:])
     return parts
+
+
+def split_list(value: str, header: str = "header") -> list[str]:
+    """Split a comma-list header value (RFC 3261 §7.3.1) outside quotes and ``<...>``.
+
+    Elements are stripped of surrounding whitespace. An empty element (``a,,b``) is kept as ``""`` so
+    that each caller decides: Via rejects it, token lists skip it. Linear in ``len(value)``.
+    """
+    parts = _split_outside(value, ",", header)
+    if len(parts) > MAX_HEADER_VALUES:
+        raise ParseError(f"too many values in {header} (limit {MAX_HEADER_VALUES})")
+    return [p.strip(_WS) for p in parts]
+
+
+def split_params(text: str, header: str = "header") -> list[str]:
+    """Split ``a;b=1;c="x;y"`` on semicolons outside quoted strings and ``<...>``."""
+    return _split_outside(text, ";", header)
 
 
 Params = tuple[tuple[str, str | None], ...]

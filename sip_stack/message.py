@@ -348,6 +348,17 @@ class Message:
         cache[key] = value
         return value
 
+    def _optional(self, key: str, parse: Callable[[str], T]) -> T | None:
+        """A single-valued header that may be absent, parsed on first read."""
+        cache = self._cache
+        if key in cache:
+            found: T | None = cache[key]
+            return found
+        value = self._single(key)
+        result = None if value is None else parse(value)
+        cache[key] = result
+        return result
+
     def _single(self, key: str) -> str | None:
         positions = self._index.get(key)
         if not positions:
@@ -442,19 +453,11 @@ class Message:
 
     @property
     def content_type(self) -> ContentType | None:
-        def build() -> ContentType | None:
-            value = self._single("content-type")
-            return None if value is None else ContentType.parse(value)
-
-        return self._typed("content-type", build)
+        return self._optional("content-type", ContentType.parse)
 
     @property
     def expires(self) -> int | None:
-        def build() -> int | None:
-            value = self._single("expires")
-            return None if value is None else parse_delta_seconds(value, "Expires")
-
-        return self._typed("expires", build)
+        return self._optional("expires", lambda value: parse_delta_seconds(value, "Expires"))
 
     @property
     def authorization(self) -> list[Auth]:
@@ -498,45 +501,25 @@ class Message:
 
     @property
     def session_expires(self) -> SessionExpires | None:
-        def build() -> SessionExpires | None:
-            value = self._single("session-expires")
-            return None if value is None else SessionExpires.parse(value)
-
-        return self._typed("session-expires", build)
+        return self._optional("session-expires", SessionExpires.parse)
 
     @property
     def min_se(self) -> int | None:
         """Min-SE (RFC 4028 §5): delta-seconds, parameters ignored."""
 
-        def build() -> int | None:
-            value = self._single("min-se")
-            return None if value is None else parse_delta_seconds(value.split(";")[0], "Min-SE")
-
-        return self._typed("min-se", build)
+        return self._optional("min-se", lambda value: parse_delta_seconds(value.split(";")[0], "Min-SE"))
 
     @property
     def rseq(self) -> int | None:
-        def build() -> int | None:
-            value = self._single("rseq")
-            return None if value is None else parse_delta_seconds(value, "RSeq")
-
-        return self._typed("rseq", build)
+        return self._optional("rseq", lambda value: parse_delta_seconds(value, "RSeq"))
 
     @property
     def rack(self) -> RAck | None:
-        def build() -> RAck | None:
-            value = self._single("rack")
-            return None if value is None else RAck.parse(value)
-
-        return self._typed("rack", build)
+        return self._optional("rack", RAck.parse)
 
     @property
     def retry_after(self) -> RetryAfter | None:
-        def build() -> RetryAfter | None:
-            value = self._single("retry-after")
-            return None if value is None else RetryAfter.parse(value)
-
-        return self._typed("retry-after", build)
+        return self._optional("retry-after", RetryAfter.parse)
 
     def _nonempty_values(self, key: str) -> list[str]:
         values = self.header_values(key)
