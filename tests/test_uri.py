@@ -1155,7 +1155,14 @@ def test_everything_the_plain_sip_uri_pattern_vouches_for_parses(text: str) -> N
 
 @pytest.mark.parametrize(
     "text",
-    ["sip:a@[2001:db8::1]", "sip:a%20b@h", "sip:a:pw@h", "sip:a@h?x=y", "sip:a@1.2.3.4:65536", "sip:a@h.1com"],
+    [
+        "sip:a@[2001:db8::1]",
+        "sip:a%20b@h",
+        "sip:a:pw@h",
+        "sip:a@h?x=y",
+        "sip:a@1.2.3.4:65536",
+        "sip:a@h.1com",
+    ],
 )
 def test_plain_sip_uri_pattern_leaves_the_rest_to_the_full_parser(text: str) -> None:
     assert uri_module.PLAIN_SIP_URI.fullmatch(text) is None
