@@ -802,9 +802,15 @@ def _parse(data: bytes, *, stream: bool) -> Request | Response:
     if lf_only:
         lines = [line.rstrip(b"\r") for line in head.split(b"\n")]
         folded = True
+        if any(b"\r" in line for line in lines):
+            raise ParseError("bare CR inside the header section")
     else:
         lines = head.split(_CRLF)
         folded = _FOLD.search(head) is not None
+        if head.count(b"\r") != len(lines) - 1 or head.count(b"\n") != len(lines) - 1:
+            # A CR or LF inside a line (RFC 3261 §7.3.1 allows neither in a value): such a value
+            # could never be sent on, and would split into two headers in a peer's parser.
+            raise ParseError("bare CR or LF inside the header section")
     start = lines[0]
     if not start:
         raise ParseError("empty start line")

@@ -130,6 +130,7 @@ class Do(enum.Enum):
     PASS_ACK_UP = "pass ACK to TU"
     SEND_TRYING = "send 100 Trying"
     NO_ACK = "tell TU: no ACK"
+    END_ACCEPTED = "end; tell TU if the 2xx was never ACKed"
     TERMINATE = "terminate"
 
 
@@ -199,11 +200,14 @@ INVITE_SERVER_TABLE: Final[dict[tuple[State, Input], tuple[Do, State]]] = {
     (_S.CONFIRMED, _I.REQUEST): (Do.NOTHING, _S.CONFIRMED),
     (_S.CONFIRMED, _I.ACK): (Do.NOTHING, _S.CONFIRMED),
     (_S.CONFIRMED, _I.TIMER_I): (Do.TERMINATE, _S.TERMINATED),
-    # RFC 6026 §7.1: INVITE retransmissions are absorbed, ACKs go to the TU, the TU resends 2xx
+    # RFC 6026 §7.1: INVITE retransmissions are absorbed, ACKs go to the TU. The 2xx is resent on
+    # Timer G's schedule until its ACK comes (the UAS core's duty, RFC 3261 §13.3.1.4, done here
+    # so that no TU forgets it); Timer L without an ACK tells the TU, which should send BYE.
     (_S.ACCEPTED, _I.REQUEST): (Do.NOTHING, _S.ACCEPTED),
     (_S.ACCEPTED, _I.ACK): (Do.PASS_ACK_UP, _S.ACCEPTED),
     (_S.ACCEPTED, _I.TU_2XX): (Do.SEND_RESPONSE, _S.ACCEPTED),
-    (_S.ACCEPTED, _I.TIMER_L): (Do.TERMINATE, _S.TERMINATED),
+    (_S.ACCEPTED, _I.TIMER_G): (Do.RESEND_RESPONSE, _S.ACCEPTED),
+    (_S.ACCEPTED, _I.TIMER_L): (Do.END_ACCEPTED, _S.TERMINATED),
     (_S.ACCEPTED, _I.TRANSPORT_ERROR): (Do.NOTHING, _S.ACCEPTED),
 }
 
@@ -531,6 +535,7 @@ class InviteServerTransaction(ServerTransaction):
     """RFC 3261 §17.2.1 with RFC 6026 §7.1; sends 100 Trying itself when the TU is slow."""
 
     kind = Kind.INVITE_SERVER
+    acked = False
 
     def start(self, now: float) -> list[Action]:
         self._arm(Input.TIMER_TRYING, now, self.timers.trying)
@@ -547,6 +552,8 @@ class InviteServerTransaction(ServerTransaction):
             self._arm(Input.TIMER_I, now, self.timers.timer_i(self.reliable))
         elif state is State.ACCEPTED:
             self._stop(Input.TIMER_TRYING)
+            if not self.reliable:
+                self._arm(Input.TIMER_G, now, self.timers.t1, min(self.timers.t1 * 2, self.timers.t2))
             self._arm(Input.TIMER_L, now, self.timers.timer_l)
         elif state is State.TERMINATED:
             self._pending.clear()
@@ -566,7 +573,11 @@ class InviteServerTransaction(ServerTransaction):
             return []
         if do is Do.PASS_ACK_UP:
             assert isinstance(message, Request)
+            self.acked = True
+            self._stop(Input.TIMER_G)
             return [PassAck(message)]
+        if do is Do.END_ACCEPTED:
+            return [] if self.acked else [TimedOut("L")]
         if do is Do.NO_ACK:
             return [TimedOut("H")]
         if do is Do.TRANSPORT_ERROR:

@@ -715,6 +715,11 @@ class TelURI:
         return self
 
     @property
+    def scheme(self) -> str:
+        """Always ``"tel"``: every URI type answers ``.scheme`` (the UAS core checks it for 416)."""
+        return "tel"
+
+    @property
     def digits(self) -> str:
         """The number without visual separators: ``+1-201-555-0123`` → ``+12015550123``."""
         return self.number.translate(_DROP_VISUAL_SEPARATORS)

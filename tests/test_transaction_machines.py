@@ -238,9 +238,23 @@ def test_ack_confirms_and_timer_i_absorbs_acks_for_t4() -> None:
         assert txn.terminated
 
 
-def test_2xx_goes_to_accepted_absorbs_invites_passes_acks_until_timer_l() -> None:
+def test_2xx_is_resent_on_timer_g_schedule_until_acked_and_l_reports_a_missing_ack() -> None:
     req = invite()
     txn = InviteServerTransaction("k", req, reliable=False, timers=TIMERS)
+    txn.start(0.0)
+    txn.send_response(response(req, 200), 0.0)
+    log = run_until_quiet(txn)
+    assert gaps(transmit_times(log)) == [0.5, 1.0, 2.0, 4.0, 4.0, 4.0, 4.0, 4.0, 4.0, 4.0]
+    assert log[-1] == (32.0, TimedOut("L"))  # RFC 3261 §13.3.1.4: the TU should now send BYE
+    reliable = InviteServerTransaction("k", req, reliable=True, timers=TIMERS)
+    reliable.start(0.0)
+    reliable.send_response(response(req, 200), 0.0)
+    assert run_until_quiet(reliable) == [(32.0, TimedOut("L"))]
+
+
+def test_2xx_goes_to_accepted_absorbs_invites_passes_acks_until_timer_l() -> None:
+    req = invite()
+    txn = InviteServerTransaction("k", req, reliable=True, timers=TIMERS)
     txn.start(0.0)
     ok = response(req, 200)
     txn.send_response(ok, 0.1)
@@ -250,7 +264,7 @@ def test_2xx_goes_to_accepted_absorbs_invites_passes_acks_until_timer_l() -> Non
     assert txn.receive_request(ack, 0.6) == [PassAck(ack)]
     assert [type(a) for a in txn.send_response(ok, 0.7)] == [Transmit]  # TU retransmits its 2xx
     assert txn.deadline == pytest.approx(0.1 + 32.0)
-    txn.on_timer(32.1)
+    assert txn.on_timer(32.1) == []  # it was ACKed: Timer L ends it quietly
     assert txn.terminated
 
 
