@@ -19,9 +19,8 @@ from sip_stack import ParseError, Request, Response, StreamFramer, parse, statel
 from sip_stack.uri import AbsoluteURI, SipURI
 
 DIR = Path(__file__).parent / "vectors" / "rfc4475"
-MANIFEST = {
-    row["file"]: row for row in csv.DictReader((DIR / "MANIFEST.csv").open()) if row["file"].endswith(".dat")
-}
+with (DIR / "MANIFEST.csv").open(newline="") as _manifest:
+    MANIFEST = {row["file"]: row for row in csv.DictReader(_manifest) if row["file"].endswith(".dat")}
 
 
 def raw(name: str) -> bytes:
