@@ -462,6 +462,9 @@ class DialogSet:
     def __len__(self) -> int:
         return len(self._dialogs)
 
+    def __contains__(self, dialog: object) -> bool:
+        return isinstance(dialog, Dialog) and self._dialogs.get(dialog.id) is dialog
+
     def add(self, dialog: Dialog) -> None:
         self._dialogs[dialog.id] = dialog
 

@@ -1,0 +1,640 @@
+"""A small user agent on asyncio over the sans-IO core: what the B2BUA stands on.
+
+:class:`UserAgent` owns one :class:`~sip_stack.transport.TransportLayer`, one
+:class:`~sip_stack.transaction_layer.TransactionLayer` and the :class:`~sip_stack.dialog.DialogSet`,
+and wires them with one timer (``loop.call_at`` on the earliest deadline of every transaction and
+dialog, re-armed after each batch of work). The application sees:
+
+- incoming requests as :class:`IncomingRequest` (already through the RFC 3261 §8.2 checks of
+  :mod:`sip_stack.uas_core`; in-dialog requests matched to their dialog or answered 481), which it
+  answers with :meth:`IncomingRequest.respond`; a dialog is made on the first 1xx/2xx with a tag;
+- outgoing requests through :meth:`UserAgent.send`, which returns a :class:`ClientRequest` whose
+  responses can be awaited; digest challenges are answered once when credentials are given;
+- dialog events (created, confirmed, terminated, session timer actions) through
+  :meth:`UserAgent.on_dialog_event`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .auth import DigestClient
+from .dialog import Dialog, DialogAction, DialogSet, DialogState, RetransmitProvisional
+from .errors import LocalProtocolError, ParseError
+from .message import Request, Response, make_response
+from .transaction import ClientTransaction, ServerTransaction, TimerConfig
+from .transaction_layer import (
+    AckReceived,
+    Cancelled,
+    RequestReceived,
+    ResponseReceived,
+    Send,
+    StrayResponse,
+    TransactionFailed,
+    TransactionLayer,
+    TransactionTimeout,
+    make_branch,
+    make_tag,
+)
+from .transport import (
+    Address,
+    ListenSpec,
+    Received,
+    Transport,
+    TransportConfig,
+    TransportError,
+    TransportLayer,
+    datagram_response_address,
+    request_destination,
+)
+from .uas_core import UasPolicy, check_request
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Peer:
+    """Where a transaction's messages go: an address, and the connection to use while it is open."""
+
+    address: Address
+    connection: int | None = None
+
+
+# ------------------------------------------------------------------------------- dialog events
+
+
+@dataclass(frozen=True, slots=True)
+class DialogCreated:
+    dialog: Dialog
+
+
+@dataclass(frozen=True, slots=True)
+class DialogTerminated:
+    dialog: Dialog
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class DialogTimer:
+    """A session timer or reliable-provisional action the application must act on."""
+
+    dialog: Dialog
+    action: DialogAction
+
+
+DialogEvent = DialogCreated | DialogTerminated | DialogTimer
+
+
+# ------------------------------------------------------------------------------- requests
+
+
+@dataclass
+class IncomingRequest:
+    """A request for the application, with what it needs to answer it."""
+
+    ua: UserAgent
+    request: Request
+    transaction: ServerTransaction
+    peer: Peer
+    dialog: Dialog | None
+    local_tag: str | None = None
+    cancelled: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def method(self) -> str:
+        return self.request.method
+
+    def respond(
+        self,
+        status: int,
+        reason: str | None = None,
+        *,
+        headers: Iterable[tuple[str, str]] = (),
+        body: bytes = b"",
+        content_type: str | None = None,
+        reliable: bool = False,
+    ) -> Response:
+        """Answer the request. A 101-299 to a dialog-creating request makes the dialog (with our
+        Contact and the Record-Route copied, RFC 3261 §12.1.1); ``reliable`` sends a 1xx with 100rel."""
+        return self.ua._respond(self, status, reason, headers, body, content_type, reliable)
+
+
+class ClientRequest:
+    """A request we sent: its responses arrive in order; :meth:`final` waits for the last one."""
+
+    def __init__(self, request: Request, peer: Peer, credentials: DigestClient | None) -> None:
+        self.request = request
+        self.peer = peer
+        self.credentials = credentials
+        self.transaction: ClientTransaction | None = None
+        self.responses: asyncio.Queue[Response] = asyncio.Queue()
+        self._final: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
+        self.dialog: Dialog | None = None
+        self.auth_attempts = 0
+
+    async def final(self, timeout: float | None = None) -> Response:
+        """The final response (a local 408/503 on timeout or transport failure, RFC 3261 §8.1.3.1)."""
+        return await asyncio.wait_for(asyncio.shield(self._final), timeout)
+
+    @property
+    def done(self) -> bool:
+        return self._final.done()
+
+
+def _local_response(request: Request, status: int, reason: str) -> Response:
+    return make_response(request, status, reason, to_tag=None if status == 100 else "local")
+
+
+# ------------------------------------------------------------------------------ the user agent
+
+
+RequestHandler = Callable[[IncomingRequest], Awaitable[None] | None]
+
+
+class UserAgent:
+    """See the module docstring."""
+
+    def __init__(
+        self,
+        listen: Iterable[ListenSpec],
+        *,
+        timers: TimerConfig | None = None,
+        policy: UasPolicy | None = None,
+        transport_config: TransportConfig | None = None,
+        user_agent: str = "enx-voice",
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.listen = list(listen)
+        self.timers = timers or TimerConfig()
+        self.policy = policy or UasPolicy()
+        self.user_agent = user_agent
+        self.clock = clock
+        self.transport = TransportLayer(self._on_message, transport_config)
+        self.transactions = TransactionLayer(self.timers)
+        self.dialogs = DialogSet()
+        self.on_request: RequestHandler | None = None
+        self._dialog_listeners: list[Callable[[DialogEvent], None]] = []
+        self._incoming: dict[int, IncomingRequest] = {}
+        self._outgoing: dict[int, ClientRequest] = {}
+        self._dialog_heap: list[tuple[float, int, Dialog]] = []
+        self._seq = itertools.count()
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._closed = False
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        await self.transport.start(self.listen)
+
+    async def close(self) -> None:
+        self._closed = True
+        if self._timer is not None:
+            self._timer.cancel()
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.transport.close()
+
+    def on_dialog_event(self, listener: Callable[[DialogEvent], None]) -> None:
+        self._dialog_listeners.append(listener)
+
+    # ------------------------------------------------------------------ building requests
+
+    def via(self, transport: Transport) -> str:
+        """A top Via for a new client transaction on ``transport``: fresh branch, rport asked."""
+        return f"{self.transport.local_via(transport)};branch={make_branch()};rport"
+
+    def contact(self, transport: Transport = "udp", user: str | None = None) -> str:
+        return f"<{self.transport.contact_uri(transport, user)}>"
+
+    def new_request(
+        self,
+        method: str,
+        uri: str,
+        *,
+        from_uri: str,
+        to_uri: str | None = None,
+        call_id: str | None = None,
+        cseq: int = 1,
+        headers: Iterable[tuple[str, str]] = (),
+        body: bytes = b"",
+        transport: Transport = "udp",
+    ) -> Request:
+        """An out-of-dialog request (RFC 3261 §8.1.1) with our Contact; its Via is added by send()."""
+        out: list[tuple[str, str]] = [
+            ("Max-Forwards", "70"),
+            ("From", f"<{from_uri}>;tag={make_tag()}"),
+            ("To", f"<{to_uri or uri}>"),
+            ("Call-ID", call_id or f"{make_tag()}{make_tag()}"),
+            ("CSeq", f"{cseq} {method}"),
+        ]
+        if method in ("INVITE", "SUBSCRIBE", "REFER", "UPDATE"):
+            out.append(("Contact", self.contact(transport)))
+        out.append(("User-Agent", self.user_agent))
+        out.extend(headers)
+        return Request.build(method, uri, out, body)
+
+    # ------------------------------------------------------------------ sending
+
+    async def send(
+        self,
+        request: Request,
+        destination: Address | None = None,
+        *,
+        credentials: DigestClient | None = None,
+        connection: int | None = None,
+    ) -> ClientRequest:
+        """Send ``request`` in a client transaction; the top Via is ours (added here when missing).
+
+        ``destination`` defaults to the next hop of RFC 3261 §8.1.2 (the first Route, else the
+        Request-URI) resolved with getaddrinfo.
+        """
+        if destination is None:
+            hop = request_destination(request)
+            destination = Address(
+                hop.transport, hop.host, hop.port or (5061 if hop.transport == "tls" else 5060)
+            )
+        if not request.has_header("via"):
+            request.add_header("Via", self.via(destination.transport), first=True)
+        client = ClientRequest(request, Peer(destination, connection), credentials)
+        self._start_client(client)
+        return client
+
+    def _start_client(self, client: ClientRequest) -> None:
+        txn = self.transactions.request(
+            client.request, client.peer, reliable=client.peer.address.reliable, now=self.clock()
+        )
+        client.transaction = txn
+        self._outgoing[id(txn)] = client
+        self._pump()
+
+    def send_ack(self, dialog: Dialog, invite_cseq: int, peer: Peer, *, body: bytes = b"") -> Request:
+        """The ACK to a 2xx (RFC 3261 §13.2.2.4), sent outside any transaction."""
+        ack = dialog.ack(invite_cseq, via=self.via(peer.address.transport), body=body)
+        self.transactions.send_ack(ack, peer)
+        self._pump()
+        return ack
+
+    def cancel(self, client: ClientRequest) -> None:
+        """CANCEL a pending INVITE (RFC 3261 §9.1); the INVITE then ends with 487."""
+        if client.transaction is not None:
+            self.transactions.cancel(client.transaction, self.clock())
+            self._pump()
+
+    async def send_in_dialog(
+        self, dialog: Dialog, method: str, *, headers: Iterable[tuple[str, str]] = (), body: bytes = b"",
+        destination: Address | None = None,
+    ) -> ClientRequest:  # fmt: skip
+        """A request inside ``dialog`` (BYE, re-INVITE, UPDATE, INFO, PRACK ...)."""
+        hop_request = Request.build(method, dialog.remote_target, [])
+        transport = destination.transport if destination else request_destination(hop_request).transport
+        request = dialog.request(
+            method,
+            via=self.via(transport),
+            contact=self.contact(transport) if method in ("INVITE", "UPDATE") else None,
+            headers=headers,
+            body=body,
+        )
+        client = await self.send(request, destination)
+        client.dialog = dialog
+        if method == "BYE":
+            self._end_dialog(dialog, "BYE sent")
+        return client
+
+    # ------------------------------------------------------------------ receiving
+
+    def _on_message(self, received: Received) -> None:
+        message = received.message
+        peer = Peer(self._reply_address(received), received.connection_id)
+        try:
+            self.transactions.receive(message, peer, reliable=received.source.reliable, now=self.clock())
+        except ParseError as exc:
+            # A header the layer needed turned out malformed: answer 400 like the parser would.
+            if isinstance(message, Request) and message.method != "ACK":
+                reply = make_response(
+                    message, 400, exc.reason[:100], to_tag=None if message.to.tag else "bad"
+                )
+                self.transactions.send_stateless(reply, peer)
+        self._pump()
+
+    def _reply_address(self, received: Received) -> Address:
+        message = received.message
+        if isinstance(message, Request) and not received.source.reliable:
+            return datagram_response_address(message.top_via)
+        return received.source
+
+    def _pump(self) -> None:
+        """Carry out everything the transaction layer produced, then re-arm the one timer."""
+        for _ in range(10_000):  # events can produce events (a 401 retried, a CANCEL)
+            outputs = self.transactions.drain()
+            if not outputs:
+                break
+            for output in outputs:
+                try:
+                    self._handle(output)
+                except (ParseError, LocalProtocolError) as exc:
+                    logger.warning("dropping %s: %s", type(output).__name__, exc)
+        self._arm_timer()
+
+    def _handle(self, output: object) -> None:
+        if isinstance(output, Send):
+            peer = output.peer
+            assert isinstance(peer, Peer)
+            self._spawn(self._transmit(output.data, peer))
+        elif isinstance(output, RequestReceived):
+            self._request_received(output)
+        elif isinstance(output, ResponseReceived):
+            self._response_received(output.transaction, output.response)
+        elif isinstance(output, AckReceived):
+            self._ack_received(output.request)
+        elif isinstance(output, StrayResponse):
+            self._stray_2xx(output.response, output.peer)
+        elif isinstance(output, Cancelled):
+            incoming = self._incoming.get(id(output.transaction))
+            if incoming is not None:
+                incoming.cancelled.set()
+                if incoming.dialog is not None:
+                    self._end_dialog(incoming.dialog, "cancelled")
+        elif isinstance(output, TransactionTimeout | TransactionFailed):
+            self._transaction_failed(output)
+
+    async def _transmit(self, data: bytes, peer: Peer) -> None:
+        try:
+            await self.transport.send(data, peer.address, peer.connection)
+        except TransportError as exc:
+            logger.info("send to %s failed: %s", peer.address, exc)
+
+    def _spawn(self, coro: Awaitable[Any]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # ------------------------------------------------------------------ server side
+
+    def _request_received(self, event: RequestReceived) -> None:
+        request = event.request
+        peer = event.peer
+        assert isinstance(peer, Peer)
+        rejection = check_request(request, self.policy)
+        if rejection is not None:
+            self.transactions.respond(event.transaction, rejection, self.clock())
+            return
+        dialog: Dialog | None = None
+        if request.to.tag is not None:
+            dialog = self.dialogs.for_request(request)
+            if dialog is None:
+                self.transactions.respond(event.transaction, self.dialogs.no_dialog(request), self.clock())
+                return
+            error = dialog.receive_request(request)
+            if error is not None:
+                self.transactions.respond(event.transaction, error, self.clock())
+                return
+            if request.method == "PRACK":
+                self.transactions.respond(event.transaction, dialog.receive_prack(request), self.clock())
+                self._schedule_dialog(dialog)
+                return
+        incoming = IncomingRequest(self, request, event.transaction, peer, dialog)
+        self._incoming[id(event.transaction)] = incoming
+        if request.method == "BYE" and dialog is not None:
+            self._end_dialog(dialog, "BYE received")
+        handler = self.on_request
+        if handler is None:
+            incoming.respond(200 if request.method in ("BYE", "OPTIONS", "INFO") else 501)
+            return
+        result = handler(incoming)
+        if result is not None:
+            self._spawn(self._run_handler(incoming, result))
+
+    async def _run_handler(self, incoming: IncomingRequest, result: Awaitable[None]) -> None:
+        try:
+            await result
+        except Exception:
+            logger.exception("request handler failed for %s", incoming.request.method)
+            if incoming.transaction.last_response is None or incoming.transaction.last_response.status < 200:
+                incoming.respond(500)
+
+    def _respond(
+        self,
+        incoming: IncomingRequest,
+        status: int,
+        reason: str | None,
+        headers: Iterable[tuple[str, str]],
+        body: bytes,
+        content_type: str | None,
+        reliable: bool,
+    ) -> Response:
+        request = incoming.request
+        extra = list(headers)
+        if content_type is not None and body:
+            extra.append(("Content-Type", content_type))
+        creates_dialog = request.method == "INVITE" and request.to.tag is None and 100 < status < 300
+        tag = incoming.local_tag
+        if request.to.tag is None and status > 100 and tag is None:
+            tag = incoming.local_tag = make_tag()
+        wants_contact = creates_dialog or (request.method in ("INVITE", "UPDATE") and 200 <= status < 300)
+        if wants_contact and not any(name.lower() in ("contact", "m") for name, _ in extra):
+            extra.append(("Contact", self.contact(incoming.peer.address.transport)))
+        if (200 <= status < 300 and request.method == "OPTIONS") or status == 405:
+            extra.extend(
+                [
+                    ("Allow", self.policy.allow),
+                    ("Accept", self.policy.accept),
+                    ("Supported", self.policy.supported),
+                ]
+            )
+        extra.append(("Server", self.user_agent))
+        response = make_response(
+            request, status, reason, to_tag=tag, headers=extra, body=body, copy_record_route=creates_dialog
+        )
+        now = self.clock()
+        if creates_dialog and incoming.dialog is None:
+            assert tag is not None
+            created = Dialog.from_uas_request(request, tag, confirmed=status >= 200, timers=self.timers)
+            incoming.dialog = created
+            self.dialogs.add(created)
+            self._emit(DialogCreated(created))
+        dialog = incoming.dialog
+        if dialog is not None:
+            if reliable:
+                response = dialog.reliable_provisional(response, now)
+                self._schedule_dialog(dialog)
+            dialog.answered(request, response)
+            if request.method == "INVITE" and status >= 300 and request.to.tag is None:
+                self._end_dialog(dialog, f"rejected {status}")
+        self.transactions.respond(incoming.transaction, response, now)
+        if status >= 200:
+            self._incoming.pop(id(incoming.transaction), None)
+        self._pump()
+        return response
+
+    def _ack_received(self, ack: Request) -> None:
+        dialog = self.dialogs.for_request(ack)
+        if dialog is not None:
+            dialog.receive_request(ack)
+
+    # ------------------------------------------------------------------ client side
+
+    def _response_received(self, txn: ClientTransaction, response: Response) -> None:
+        client = self._outgoing.get(id(txn))
+        if client is None:
+            return
+        request = client.request
+        if response.status in (401, 407) and client.credentials is not None and client.auth_attempts == 0:
+            retry = self._authenticated_retry(client, response)
+            if retry is not None:
+                self._outgoing.pop(id(txn), None)
+                return
+        if request.method == "INVITE" and 100 < response.status < 300 and response.to.tag is not None:
+            dialog = self.dialogs.for_response(response)
+            if dialog is None and client.dialog is None:
+                dialog = Dialog.from_uac_response(request, response, timers=self.timers)
+                self.dialogs.add(dialog)
+                self._emit(DialogCreated(dialog))
+            elif dialog is None:
+                dialog = client.dialog
+            if dialog is not None:
+                dialog.receive_response(request, response)
+                client.dialog = dialog
+                if response.status >= 200:
+                    self.send_ack(dialog, request.cseq.seq, client.peer)
+        elif client.dialog is not None:
+            client.dialog.receive_response(request, response)
+            if client.dialog.state is DialogState.TERMINATED:
+                self._end_dialog(client.dialog, f"{response.status} to {request.method}")
+        client.responses.put_nowait(response)
+        if response.status >= 200:
+            self._outgoing.pop(id(txn), None)
+            if not client._final.done():
+                client._final.set_result(response)
+
+    def _authenticated_retry(self, client: ClientRequest, challenge: Response) -> ClientRequest | None:
+        credentials = client.credentials
+        assert credentials is not None
+        headers = credentials.answer(challenge, client.request)
+        if not headers:
+            return None
+        old = client.request
+        retry_headers: list[tuple[str, str]] = []
+        for name, value in old.headers:
+            key = name.lower()
+            if key in ("via", "v", "authorization", "proxy-authorization", "content-length", "l"):
+                continue
+            if key == "cseq":
+                value = f"{old.cseq.seq + 1} {old.method}"
+            retry_headers.append((name, value))
+        retry_headers.extend((h.name, h.value) for h in headers)
+        retry = Request.build(old.method, old.uri_text, retry_headers, old.body)
+        retry.add_header("Via", self.via(client.peer.address.transport), first=True)
+        client.request = retry
+        client.auth_attempts += 1
+        self._start_client(client)
+        return client
+
+    def _stray_2xx(self, response: Response, peer: object) -> None:
+        dialog = self.dialogs.for_response(response)
+        if dialog is not None and isinstance(peer, Peer):
+            self.send_ack(dialog, response.cseq.seq, peer)  # RFC 6026 §8.4: ACK every 2xx again
+
+    def _transaction_failed(self, event: TransactionTimeout | TransactionFailed) -> None:
+        txn = event.transaction
+        if isinstance(txn, ClientTransaction):
+            client = self._outgoing.pop(id(txn), None)
+            if client is not None and not client._final.done():
+                status, reason = (
+                    (408, "Request Timeout")
+                    if isinstance(event, TransactionTimeout)
+                    else (503, "Service Unavailable")
+                )
+                response = _local_response(client.request, status, reason)
+                client.responses.put_nowait(response)
+                client._final.set_result(response)
+                if client.dialog is not None and status == 408:
+                    self._end_dialog(client.dialog, "timeout")
+        else:
+            incoming = self._incoming.pop(id(txn), None)
+            timer = event.timer if isinstance(event, TransactionTimeout) else "transport"
+            dialog = incoming.dialog if incoming is not None else self.dialogs.for_request(txn.request)
+            if dialog is not None and timer in ("H", "L", "transport"):
+                self._end_dialog(dialog, f"no ACK (timer {timer})")
+
+    # ------------------------------------------------------------------ dialogs and timers
+
+    def _emit(self, event: DialogEvent) -> None:
+        for listener in self._dialog_listeners:
+            try:
+                listener(event)
+            except Exception:
+                logger.exception("dialog listener failed")
+
+    def _end_dialog(self, dialog: Dialog, reason: str) -> None:
+        if dialog not in self.dialogs:
+            return  # already ended: one DialogTerminated per dialog
+        dialog.terminate()
+        self.dialogs.remove(dialog)
+        self._emit(DialogTerminated(dialog, reason))
+
+    def _schedule_dialog(self, dialog: Dialog) -> None:
+        deadline = dialog.deadline
+        if deadline is not None:
+            heapq.heappush(self._dialog_heap, (deadline, next(self._seq), dialog))
+        self._arm_timer()
+
+    def start_session_timer(self, dialog: Dialog, timer: Any) -> None:
+        dialog.start_session_timer(timer, self.clock())
+        self._schedule_dialog(dialog)
+
+    def _arm_timer(self) -> None:
+        if self._closed or self._loop is None:
+            return
+        times = [
+            t
+            for t in (self.transactions.deadline, self._dialog_heap[0][0] if self._dialog_heap else None)
+            if t is not None
+        ]
+        if not times:
+            return
+        at = min(times)
+        if self._timer_at is not None and self._timer_at <= at and self._timer is not None:
+            return  # an earlier (or equal) wake-up is already armed
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer_at = at
+        delay = max(0.0, at - self.clock())
+        self._timer = self._loop.call_at(self._loop.time() + delay, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._timer_at = None
+        now = self.clock()
+        self.transactions.on_timer(now)
+        while self._dialog_heap and self._dialog_heap[0][0] <= now:
+            _, _, dialog = heapq.heappop(self._dialog_heap)
+            if dialog.deadline is None or dialog.deadline > now:
+                continue
+            for action in dialog.on_timer(now):
+                if isinstance(action, RetransmitProvisional):
+                    incoming = next(
+                        (
+                            i
+                            for i in self._incoming.values()
+                            if i.dialog is dialog and i.request.method == "INVITE"
+                        ),
+                        None,
+                    )
+                    if incoming is not None:
+                        self.transactions.send_stateless(action.response, incoming.peer)
+                self._emit(DialogTimer(dialog, action))
+            self._schedule_dialog(dialog)
+        self._pump()
