@@ -22,21 +22,19 @@ import sys
 import time
 from dataclasses import dataclass
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-
-from sip_stack import ParseError  # noqa: E402
-from sip_stack.auth import DigestServer, Outcome  # noqa: E402
-from sip_stack.dialog import (  # noqa: E402
+from sip_stack import ParseError
+from sip_stack.auth import DigestServer, Outcome
+from sip_stack.dialog import (
     Dialog,
     RefreshSession,
     SessionExpired,
     SessionTimer,
     negotiate_session_timer_as_uas,
 )
-from sip_stack.offer_answer import build_answer  # noqa: E402
-from sip_stack.sdp import Origin, SdpError, parse_sdp  # noqa: E402
-from sip_stack.transport import ListenSpec  # noqa: E402
-from sip_stack.ua import (  # noqa: E402
+from sip_stack.offer_answer import build_answer
+from sip_stack.sdp import Origin, SdpError, parse_sdp
+from sip_stack.transport import ListenSpec
+from sip_stack.ua import (
     DialogEvent,
     DialogTerminated,
     DialogTimer,
@@ -145,7 +143,8 @@ class ExampleUas:
     def answer_sdp(self, incoming: IncomingRequest, call: Call) -> bytes | None:
         request = incoming.request
         if not request.body:
-            return None if incoming.respond(488, "SDP offer required") else None
+            incoming.respond(488, "SDP offer required")
+            return None
         try:
             offer = parse_sdp(request.body)
             call.sdp_version += 1
@@ -220,8 +219,11 @@ async def run(args: argparse.Namespace) -> None:
     host, port = args.listen
     specs = [ListenSpec(t, host, port) for t in args.transport]
     ua = UserAgent(specs, user_agent="enx-voice-example-uas")
-    auth = tuple(args.auth.split(":", 1)) if args.auth else None
-    ExampleUas(ua, host, auth, args.min_se)  # type: ignore[arg-type]
+    auth: tuple[str, str] | None = None
+    if args.auth:
+        user, _, password = args.auth.partition(":")
+        auth = (user, password)
+    ExampleUas(ua, host, auth, args.min_se)
     await ua.start()
     log.info("listening on %s:%d (%s)", host, port, ",".join(args.transport))
     stop = asyncio.Event()
