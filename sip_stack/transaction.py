@@ -541,6 +541,12 @@ class InviteServerTransaction(ServerTransaction):
         self._arm(Input.TIMER_TRYING, now, self.timers.trying)
         return []
 
+    def delivered(self) -> None:
+        """The 2xx evidently arrived (a later request came in its dialog): stop resending it, as the
+        lost ACK would have (RFC 3261 §13.3.1.4 ends retransmission on the ACK)."""
+        self.acked = True
+        self._stop(Input.TIMER_G)
+
     def _entered(self, state: State, now: float) -> None:
         if state is State.COMPLETED:
             self._stop(Input.TIMER_TRYING)

@@ -167,7 +167,7 @@ class _Entry:
     cancel_pending: bool = False
     keys: list[object] = field(default_factory=list)
     merge_key: tuple[str, str, int, str] | None = None
-    accepted_key: tuple[str, int, str] | None = None
+    accepted_key: tuple[str, str] | None = None
 
 
 class TransactionLayer:
@@ -184,7 +184,9 @@ class TransactionLayer:
         self._client: dict[object, _Entry] = {}
         self._server: dict[object, _Entry] = {}
         self._merge: dict[tuple[str, str, int, str], _Entry] = {}
-        self._accepted: dict[tuple[str, int, str], _Entry] = {}
+        # INVITE server transactions whose 2xx is out, by dialog (Call-ID, our To tag): the ACK to the
+        # 2xx, or any later request of the dialog, stops the 2xx retransmissions.
+        self._accepted: dict[tuple[str, str], _Entry] = {}
         self._by_txn: dict[int, _Entry] = {}
         self._heap: list[tuple[float, int, Transaction]] = []
         self._seq = itertools.count()
@@ -248,7 +250,7 @@ class TransactionLayer:
             and entry.accepted_key is None
             and 200 <= response.status < 300
         ):
-            key = (response.call_id, response.cseq.seq, response.to.tag or "")
+            key = (response.call_id, response.to.tag or "")
             self._accepted[key] = entry
             entry.accepted_key = key
 
@@ -283,8 +285,13 @@ class TransactionLayer:
         while heap and heap[0][0] <= now:
             _, _, txn = heapq.heappop(heap)
             entry = self._by_txn.get(id(txn))
-            if entry is None or txn.deadline is None or txn.deadline > now:
-                continue  # stale: the transaction ended or its timer moved
+            deadline = txn.deadline
+            if entry is None or deadline is None:
+                continue  # stale: the transaction ended or has no timer left
+            if deadline > now:
+                # Its earliest timer was stopped (a provisional, an ACK): wait for the next one.
+                heapq.heappush(heap, (deadline, next(self._seq), txn))
+                continue
             self._apply(entry, txn.on_timer(now), now)
 
     # ------------------------------------------------------------------ internals
@@ -354,9 +361,13 @@ class TransactionLayer:
             if request.method != "ACK" or len(self._out) == before:
                 self.stats.retransmissions_absorbed += 1
             return
+        accepted = self._accepted.get((request.call_id, request.to.tag or "")) if request.to.tag else None
+        if accepted is not None and request.method != "ACK":
+            invite = accepted.transaction
+            if isinstance(invite, InviteServerTransaction) and request.cseq.seq > invite.request.cseq.seq:
+                invite.delivered()
         if request.method == "ACK":
-            accepted = self._accepted.get((request.call_id, request.cseq.seq, request.to.tag or ""))
-            if accepted is not None:
+            if accepted is not None and accepted.transaction.request.cseq.seq == request.cseq.seq:
                 # The ACK to our 2xx (its own branch, RFC 3261 §13.2.2.4): stops the 2xx resends.
                 txn = accepted.transaction
                 assert isinstance(txn, ServerTransaction)

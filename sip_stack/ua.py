@@ -621,7 +621,10 @@ class UserAgent:
         self.transactions.on_timer(now)
         while self._dialog_heap and self._dialog_heap[0][0] <= now:
             _, _, dialog = heapq.heappop(self._dialog_heap)
-            if dialog.deadline is None or dialog.deadline > now:
+            if dialog.deadline is None or dialog not in self.dialogs:
+                continue
+            if dialog.deadline > now:
+                self._schedule_dialog(dialog)  # its timer moved later: keep it in the heap
                 continue
             for action in dialog.on_timer(now):
                 if isinstance(action, RetransmitProvisional):

@@ -185,7 +185,7 @@ def test_loss_duplication_and_reordering_every_transaction_ends_as_the_rfc_says(
     completed = [n for n in range(30) if uac.outcomes[f"c{n}"] == "200"]
     assert len(completed) >= 27  # 20% loss: retransmissions carry nearly every call through
     # every call the UAC saw answered was ACKed: the 2xx is resent until an ACK lands
-    assert {f"c{n}" for n in completed} <= uas.acked
+    assert {f"c{n}" for n in completed} <= uas.acked | uas.byes  # or a later BYE proved the 2xx came
     assert uac.layer.active == 0 and uas.layer.active == 0  # nothing leaks, timers all ran out
     assert uas.layer.stats.retransmissions_absorbed > 0
 
@@ -397,3 +397,26 @@ def test_random_and_mutated_datagrams_leave_no_transaction_or_timer_behind() -> 
     assert layer.stats.created == layer.stats.terminated > 100
     # every index the layer keeps was cleaned up with its transaction
     assert not (layer._client or layer._server or layer._merge or layer._accepted or layer._by_txn)
+
+
+def test_a_later_request_in_the_dialog_stops_2xx_retransmission_when_the_ack_was_lost() -> None:
+    uas = TransactionLayer(tag_factory=lambda: "t")
+    invite = request("INVITE")
+    uas.receive(invite, "p", reliable=False, now=0.0)
+    (received,) = uas.drain()
+    assert isinstance(received, RequestReceived)
+    uas.respond(received.transaction, make_response(invite, 200, to_tag="t"), 0.0)
+    uas.drain()
+    uas.on_timer(0.5)
+    assert [m.status for m in sends(uas.drain()) if isinstance(m, Response)] == [200]  # resent
+    bye = request("BYE", call_id=invite.call_id, cseq=invite.cseq.seq + 1, to_tag="t")
+    uas.receive(bye, "p", reliable=False, now=0.6)
+    uas.drain()
+    now = 0.6
+    resent = 0
+    while (deadline := uas.deadline) is not None and deadline < 40:
+        now = deadline
+        uas.on_timer(now)
+        resent += sum(1 for m in sends(uas.drain()) if isinstance(m, Response) and m.status == 200)
+    assert resent == 0  # the BYE told us the 2xx had arrived
+    assert not any(isinstance(o, TransactionTimeout) for o in uas.drain())
