@@ -58,8 +58,11 @@ class Call:
 
 
 class ExampleUas:
-    def __init__(self, ua: UserAgent, host: str, auth: tuple[str, str] | None, min_se: int) -> None:
+    def __init__(
+        self, ua: UserAgent, host: str, auth: tuple[str, str] | None, min_se: int, ring: float = 0.0
+    ) -> None:
         self.ua = ua
+        self.ring = ring
         self.host = host
         self.min_se = min_se
         self.calls: dict[str, Call] = {}
@@ -119,7 +122,7 @@ class ExampleUas:
         if answer is None:
             return
         self.calls[call.call_id] = call
-        if "100rel" in request.require:
+        if "100rel" in request.require or "100rel" in request.supported:
             incoming.respond(183, body=answer, content_type="application/sdp", reliable=True)
             dialog = incoming.dialog
             for _ in range(100):  # wait for the PRACK (RFC 3262 §3), at most 5 s
@@ -128,6 +131,9 @@ class ExampleUas:
                 await asyncio.sleep(0.05)
         else:
             incoming.respond(180)
+        if self.ring > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(incoming.cancelled.wait(), self.ring)
         if incoming.cancelled.is_set():
             return
         headers: list[tuple[str, str]] = []
@@ -223,7 +229,7 @@ async def run(args: argparse.Namespace) -> None:
     if args.auth:
         user, _, password = args.auth.partition(":")
         auth = (user, password)
-    ExampleUas(ua, host, auth, args.min_se)
+    ExampleUas(ua, host, auth, args.min_se, args.ring_ms / 1000)
     await ua.start()
     log.info("listening on %s:%d (%s)", host, port, ",".join(args.transport))
     stop = asyncio.Event()
@@ -245,6 +251,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--min-se", type=int, default=90, help="smallest session interval accepted (RFC 4028)"
     )
+    parser.add_argument("--ring-ms", type=int, default=0, help="ring this long before answering")
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
     args.transport = args.transport or ["udp"]

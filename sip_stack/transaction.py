@@ -461,7 +461,9 @@ class InviteClientTransaction(ClientTransaction):
             assert isinstance(message, Response)
             self.last_response = message
             self.ack_wire = build_non_2xx_ack(self.request, message).serialize()
-            return [PassResponse(message), Transmit(self.ack_wire)]
+            # The ACK goes out first: whatever the TU does next (a retry with credentials, the next
+            # gateway) must not overtake it on the wire.
+            return [Transmit(self.ack_wire), PassResponse(message)]
         if do is Do.RESEND_ACK:
             return [Transmit(self.ack_wire)] if self.ack_wire is not None else []
         if do is Do.TIMEOUT:

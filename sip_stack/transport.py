@@ -1284,6 +1284,26 @@ class TransportLayer:
             return await self.send(response, self._connections[connection].remote, connection)
         return await self.send(response, destination)
 
+    def send_now(self, data: bytes, destination: Address, connection: int | None = None) -> bool:
+        """Send without waiting when nothing needs waiting for: over an open connection (the one a
+        request came on, or one to ``destination``) or as a datagram to an IP address. Returns False
+        when :meth:`send` is needed (a connection to open, a name to resolve). Raises
+        :class:`TransportError` like :meth:`send`. This is the per-message path: no task, no await."""
+        if self._closing:
+            raise TransportError("the transport layer is closed")
+        open_connection = self._connections.get(connection) if connection is not None else None
+        if open_connection is None and destination.reliable:
+            open_connection = self._by_remote.get(destination)
+        if open_connection is not None and open_connection.is_open:
+            open_connection.write(data)
+            self.stats.messages_sent += 1
+            return True
+        if destination.transport == "udp" and destination.is_ip:
+            self._send_datagram(data, destination)
+            self.stats.messages_sent += 1
+            return True
+        return False
+
     def _send_datagram(self, data: bytes, destination: Address) -> None:
         if len(data) > self.config.max_datagram_size:
             self.stats.send_errors += 1

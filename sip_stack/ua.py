@@ -190,6 +190,7 @@ class UserAgent:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
+        self._pumping = False
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -336,22 +337,38 @@ class UserAgent:
         return received.source
 
     def _pump(self) -> None:
-        """Carry out everything the transaction layer produced, then re-arm the one timer."""
-        for _ in range(10_000):  # events can produce events (a 401 retried, a CANCEL)
-            outputs = self.transactions.drain()
-            if not outputs:
-                break
-            for output in outputs:
-                try:
-                    self._handle(output)
-                except (ParseError, LocalProtocolError) as exc:
-                    logger.warning("dropping %s: %s", type(output).__name__, exc)
+        """Carry out everything the transaction layer produced, in order, then re-arm the one timer.
+
+        Handlers may start transactions (a retry with credentials, a PRACK): their output joins the
+        queue behind what is already being carried out, never ahead of it, so the pump does not
+        re-enter itself."""
+        if self._pumping:
+            return
+        self._pumping = True
+        try:
+            for _ in range(10_000):  # events can produce events (a 401 retried, a CANCEL)
+                outputs = self.transactions.drain()
+                if not outputs:
+                    break
+                for output in outputs:
+                    try:
+                        self._handle(output)
+                    except (ParseError, LocalProtocolError) as exc:
+                        logger.warning("dropping %s: %s", type(output).__name__, exc)
+        finally:
+            self._pumping = False
         self._arm_timer()
 
     def _handle(self, output: object) -> None:
         if isinstance(output, Send):
             peer = output.peer
             assert isinstance(peer, Peer)
+            try:
+                if self.transport.send_now(output.data, peer.address, peer.connection):
+                    return
+            except TransportError as exc:
+                logger.info("send to %s failed: %s", peer.address, exc)
+                return
             self._spawn(self._transmit(output.data, peer))
         elif isinstance(output, RequestReceived):
             self._request_received(output)
@@ -509,6 +526,11 @@ class UserAgent:
                 client.dialog = dialog
                 if response.status >= 200:
                     self.send_ack(dialog, request.cseq.seq, client.peer)
+                else:
+                    # RFC 3262 §4: PRACK a reliable provisional (the dialog skips retransmissions).
+                    prack = dialog.prack(response, via=self.via(client.peer.address.transport))
+                    if prack is not None:
+                        self._spawn(self.send(prack, client.peer.address, connection=client.peer.connection))
         elif client.dialog is not None:
             client.dialog.receive_response(request, response)
             if client.dialog.state is DialogState.TERMINATED:

@@ -122,8 +122,8 @@ def test_non_2xx_final_is_acked_and_timer_d_is_32_s_unreliable_0_reliable() -> N
         txn.start(0.0)
         busy = response(req, 486)
         actions = txn.receive_response(busy, 1.0)
-        assert [type(a) for a in actions] == [PassResponse, Transmit]
-        ack_wire = actions[1].data  # type: ignore[union-attr]
+        assert [type(a) for a in actions] == [Transmit, PassResponse]  # the ACK leaves first
+        ack_wire = actions[0].data  # type: ignore[union-attr]
         ack = parse(ack_wire)
         assert isinstance(ack, Request) and ack.method == "ACK"
         assert ack.top_via.branch == req.top_via.branch  # same branch as the INVITE (§17.1.1.3)
