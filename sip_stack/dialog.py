@@ -206,9 +206,8 @@ class Dialog:
         cls, request: Request, local_tag: str, *, confirmed: bool = False, timers: TimerConfig | None = None
     ) -> Dialog:
         """RFC 3261 §12.1.1: the UAS side, made when it sends a 1xx/2xx with ``local_tag``."""
-        remote_tag = request.from_.tag
-        if remote_tag is None:
-            raise ParseError("a dialog-creating request needs a From tag")
+        # RFC 3261 §12.1.1: an RFC 2543 peer sends no From tag; the remote tag is then empty.
+        remote_tag = request.from_.tag or ""
         contact = request.contact
         if not contact or contact[0].address is None:
             raise ParseError("a dialog-creating request needs a Contact")
@@ -471,12 +470,15 @@ class DialogSet:
     def remove(self, dialog: Dialog) -> None:
         self._dialogs.pop(dialog.id, None)
 
+    def get(self, call_id: str, local_tag: str, remote_tag: str) -> Dialog | None:
+        return self._dialogs.get(DialogId(call_id, local_tag, remote_tag))
+
     def for_request(self, request: Request) -> Dialog | None:
         """The dialog of an incoming in-dialog request (our tag is in To, theirs in From)."""
-        local, remote = request.to.tag, request.from_.tag
-        if local is None or remote is None:
+        local = request.to.tag
+        if local is None:
             return None
-        return self._dialogs.get(DialogId(request.call_id, local, remote))
+        return self._dialogs.get(DialogId(request.call_id, local, request.from_.tag or ""))
 
     def for_response(self, response: Response) -> Dialog | None:
         """The dialog a response to our request belongs to (our tag in From, theirs in To)."""

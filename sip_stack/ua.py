@@ -184,6 +184,9 @@ class UserAgent:
         self._incoming: dict[int, IncomingRequest] = {}
         self._outgoing: dict[int, ClientRequest] = {}
         self._dialog_heap: list[tuple[float, int, Dialog]] = []
+        self._answer_heap: list[tuple[float, int, ServerTransaction]] = []
+        #: How long the application may take to answer an INVITE before we answer 500 for it.
+        self.invite_answer_timeout = 180.0
         self._seq = itertools.count()
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
@@ -314,6 +317,30 @@ class UserAgent:
             self._end_dialog(dialog, "BYE sent")
         return client
 
+    async def reinvite(
+        self,
+        dialog: Dialog,
+        *,
+        body: bytes = b"",
+        headers: Iterable[tuple[str, str]] = (),
+        destination: Address | None = None,
+        attempts: int = 3,
+    ) -> Response:
+        """A re-INVITE that survives glare: on 491 it waits the RFC 3261 §14.1 back-off (2.1-4 s
+        when we own the Call-ID, 0-2 s otherwise) and tries again, ``attempts`` times at most."""
+        for attempt in range(attempts):
+            extra = list(headers)
+            if body and not any(name.lower() in ("content-type", "c") for name, _ in extra):
+                extra.append(("Content-Type", "application/sdp"))
+            client = await self.send_in_dialog(
+                dialog, "INVITE", headers=extra, body=body, destination=destination
+            )
+            final = await client.final()
+            if final.status != 491 or attempt == attempts - 1:
+                return final
+            await asyncio.sleep(dialog.glare_backoff())
+        raise AssertionError("unreachable")
+
     # ------------------------------------------------------------------ receiving
 
     def _on_message(self, received: Received) -> None:
@@ -401,6 +428,34 @@ class UserAgent:
     # ------------------------------------------------------------------ server side
 
     def _request_received(self, event: RequestReceived) -> None:
+        """Every request gets a final response, whatever fails on the way to the application."""
+        try:
+            self._dispatch_request(event)
+        except ParseError as exc:
+            self._answer_if_unanswered(event.transaction, 400, exc.reason[:100])
+        except Exception:
+            logger.exception("handling %s failed", event.request.method)
+            self._answer_if_unanswered(event.transaction, 500, None)
+
+    def _answer_if_unanswered(self, txn: ServerTransaction, status: int, reason: str | None) -> None:
+        last = txn.last_response
+        if last is not None and last.status >= 200:
+            return
+        incoming = self._incoming.get(id(txn))
+        if incoming is not None:
+            try:
+                incoming.respond(status, reason)  # ends an early dialog too
+                return
+            except (ParseError, LocalProtocolError):
+                pass
+        request = txn.request
+        tag = (
+            None if request.to.tag is not None else (last.to.tag if last is not None else None) or make_tag()
+        )
+        self._incoming.pop(id(txn), None)
+        self.transactions.respond(txn, make_response(request, status, reason, to_tag=tag), self.clock())
+
+    def _dispatch_request(self, event: RequestReceived) -> None:
         request = event.request
         peer = event.peer
         assert isinstance(peer, Peer)
@@ -422,8 +477,14 @@ class UserAgent:
                 self.transactions.respond(event.transaction, dialog.receive_prack(request), self.clock())
                 self._schedule_dialog(dialog)
                 return
+        if request.method == "INVITE" and dialog is None and not request.contact:
+            raise ParseError("an INVITE needs a Contact (RFC 3261 §8.1.1.8)")
         incoming = IncomingRequest(self, request, event.transaction, peer, dialog)
         self._incoming[id(event.transaction)] = incoming
+        # If the application never answers, answer for it (RFC 3261 §16.6 Timer C for INVITE;
+        # 64*T1 for others, after which the client has given up anyway).
+        wait = self.invite_answer_timeout if request.method == "INVITE" else self.timers.timer_f
+        heapq.heappush(self._answer_heap, (self.clock() + wait, next(self._seq), event.transaction))
         if request.method == "BYE" and dialog is not None:
             self._end_dialog(dialog, "BYE received")
         handler = self.on_request
@@ -587,7 +648,11 @@ class UserAgent:
         else:
             incoming = self._incoming.pop(id(txn), None)
             timer = event.timer if isinstance(event, TransactionTimeout) else "transport"
-            dialog = incoming.dialog if incoming is not None else self.dialogs.for_request(txn.request)
+            dialog = incoming.dialog if incoming is not None else None
+            sent = txn.last_response if isinstance(txn, ServerTransaction) else None
+            if dialog is None and sent is not None and sent.to.tag is not None:
+                # Our answer carries our tag in To: that names the dialog it made (RFC 3261 §12.1.1).
+                dialog = self.dialogs.get(txn.request.call_id, sent.to.tag, txn.request.from_.tag or "")
             if dialog is not None and timer in ("H", "L", "transport"):
                 self._end_dialog(dialog, f"no ACK (timer {timer})")
 
@@ -622,7 +687,11 @@ class UserAgent:
             return
         times = [
             t
-            for t in (self.transactions.deadline, self._dialog_heap[0][0] if self._dialog_heap else None)
+            for t in (
+                self.transactions.deadline,
+                self._dialog_heap[0][0] if self._dialog_heap else None,
+                self._answer_heap[0][0] if self._answer_heap else None,
+            )
             if t is not None
         ]
         if not times:
@@ -641,6 +710,11 @@ class UserAgent:
         self._timer_at = None
         now = self.clock()
         self.transactions.on_timer(now)
+        while self._answer_heap and self._answer_heap[0][0] <= now:
+            _, _, txn = heapq.heappop(self._answer_heap)
+            if id(txn) in self._incoming:
+                logger.warning("no answer from the application to %s: 500", txn.request.method)
+                self._answer_if_unanswered(txn, 500, "No answer from the application")
         while self._dialog_heap and self._dialog_heap[0][0] <= now:
             _, _, dialog = heapq.heappop(self._dialog_heap)
             if dialog.deadline is None or dialog not in self.dialogs:
