@@ -149,6 +149,8 @@ INVITE_CLIENT_TABLE: Final[dict[tuple[State, Input], tuple[Do, State]]] = {
     (_S.PROCEEDING, _I.RESPONSE_2XX): (Do.PASS_UP, _S.ACCEPTED),
     (_S.PROCEEDING, _I.RESPONSE_FINAL): (Do.PASS_UP_AND_ACK, _S.COMPLETED),
     (_S.PROCEEDING, _I.TRANSPORT_ERROR): (Do.TRANSPORT_ERROR, _S.TERMINATED),
+    # §9.1: after a CANCEL, no final within 64*T1 means the INVITE is over (Timer B re-armed then)
+    (_S.PROCEEDING, _I.TIMER_B): (Do.TIMEOUT, _S.TERMINATED),
     # §17.1.1.2: retransmitted finals are answered with the ACK again, not passed up
     (_S.COMPLETED, _I.RESPONSE_FINAL): (Do.RESEND_ACK, _S.COMPLETED),
     (_S.COMPLETED, _I.RESPONSE_1XX): (Do.NOTHING, _S.COMPLETED),
@@ -437,6 +439,11 @@ class InviteClientTransaction(ClientTransaction):
             self._arm(Input.TIMER_A, now, self.timers.t1, self.timers.t1 * 2)
         self._arm(Input.TIMER_B, now, self.timers.timer_b)
         return [Transmit(self.wire)]
+
+    def cancelled(self, now: float) -> None:
+        """A CANCEL went out for this INVITE: give up 64*T1 later if no final came (RFC 3261 §9.1)."""
+        if self.state in (State.CALLING, State.PROCEEDING):
+            self._arm(Input.TIMER_B, now, self.timers.timer_b)
 
     def _entered(self, state: State, now: float) -> None:
         if state is State.PROCEEDING:

@@ -135,6 +135,13 @@ class TransactionFailed:
     transaction: Transaction
 
 
+@dataclass(frozen=True, slots=True)
+class TransactionTerminated:
+    """The transaction is gone: whatever the TU kept for it can go too."""
+
+    transaction: Transaction
+
+
 Event = (
     RequestReceived
     | ResponseReceived
@@ -143,6 +150,7 @@ Event = (
     | Cancelled
     | TransactionTimeout
     | TransactionFailed
+    | TransactionTerminated
 )
 Output = Send | Event
 
@@ -167,6 +175,9 @@ class _Entry:
     cancel_pending: bool = False
     keys: list[object] = field(default_factory=list)
     merge_key: tuple[str, str, int, str] | None = None
+    # The deadline this transaction has in the heap (one entry per transaction, whatever
+    # number of retransmissions it absorbs).
+    scheduled_at: float | None = None
     accepted_key: tuple[str, str] | None = None
 
 
@@ -203,9 +214,14 @@ class TransactionLayer:
     @property
     def deadline(self) -> float | None:
         """When :meth:`on_timer` is next needed (may be early: stale entries are skipped then)."""
-        while self._heap and id(self._heap[0][2]) not in self._by_txn:
-            heapq.heappop(self._heap)
-        return self._heap[0][0] if self._heap else None
+        heap = self._heap
+        while heap:
+            at, _, txn = heap[0]
+            entry = self._by_txn.get(id(txn))
+            if entry is not None and entry.scheduled_at == at:
+                return at
+            heapq.heappop(heap)
+        return None
 
     def drain(self) -> list[Output]:
         """Everything to send and every TU event since the last drain, in order."""
@@ -283,14 +299,18 @@ class TransactionLayer:
         """Fire every transaction timer that is due."""
         heap = self._heap
         while heap and heap[0][0] <= now:
-            _, _, txn = heapq.heappop(heap)
+            at, _, txn = heapq.heappop(heap)
             entry = self._by_txn.get(id(txn))
+            if entry is None or entry.scheduled_at != at:
+                continue  # stale: the transaction ended, or an earlier entry replaced this one
+            entry.scheduled_at = None
             deadline = txn.deadline
-            if entry is None or deadline is None:
-                continue  # stale: the transaction ended or has no timer left
+            if deadline is None:
+                continue
             if deadline > now:
                 # Its earliest timer was stopped (a provisional, an ACK): wait for the next one.
                 heapq.heappush(heap, (deadline, next(self._seq), txn))
+                entry.scheduled_at = deadline
                 continue
             self._apply(entry, txn.on_timer(now), now)
 
@@ -321,13 +341,17 @@ class TransactionLayer:
                 self.stats.protocol_violations += 1
         if txn.terminated:
             self._forget(entry)
-        elif txn.deadline is not None:
-            heapq.heappush(self._heap, (txn.deadline, next(self._seq), txn))
+            return
+        deadline = txn.deadline
+        if deadline is not None and (entry.scheduled_at is None or deadline < entry.scheduled_at):
+            heapq.heappush(self._heap, (deadline, next(self._seq), txn))
+            entry.scheduled_at = deadline
 
     def _forget(self, entry: _Entry) -> None:
         if self._by_txn.pop(id(entry.transaction), None) is None:
             return
         self.stats.terminated += 1
+        self._out.append(TransactionTerminated(entry.transaction))
         for key in entry.keys:
             if self._client.get(key) is entry:
                 del self._client[key]
@@ -421,24 +445,27 @@ class TransactionLayer:
         if invite_entry is None:
             self._apply(entry, cancel_txn.send_response(self._reply(cancel, 481), now), now)
             return
-        self._apply(entry, cancel_txn.send_response(self._reply(cancel, 200), now), now)
         invite_txn = invite_entry.transaction
         assert isinstance(invite_txn, InviteServerTransaction)
+        # §9.2: the 200 to the CANCEL and the 487 to the INVITE carry the same To tag: the one the
+        # INVITE's early dialog already has, else a new one.
+        previous = invite_txn.last_response
+        tag: str | None = previous.to.tag if previous is not None and previous.to.tag else self._tag_factory()
+        if cancel.to.tag is not None:
+            tag = None
+        ok = make_response(cancel, 200, to_tag=tag)
+        self._apply(entry, cancel_txn.send_response(ok, now), now)
         if invite_txn.state is State.PROCEEDING:
-            previous = invite_txn.last_response
-            tag: str | None = (
-                previous.to.tag if previous is not None and previous.to.tag else self._tag_factory()
-            )
-            if invite_txn.request.to.tag is not None:
-                tag = None
             terminated = make_response(invite_txn.request, 487, to_tag=tag)
             self._apply(invite_entry, invite_txn.send_response(terminated, now), now)
             self._out.append(Cancelled(invite_txn, cancel))
 
     def _send_cancel(self, entry: _Entry, now: float) -> None:
-        invite = entry.transaction.request
-        cancel = build_cancel(invite)
-        self.request(cancel, entry.peer, reliable=entry.transaction.reliable, now=now)
+        invite_txn = entry.transaction
+        assert isinstance(invite_txn, InviteClientTransaction)
+        self.request(build_cancel(invite_txn.request), entry.peer, reliable=invite_txn.reliable, now=now)
+        invite_txn.cancelled(now)
+        self._apply(entry, [], now)  # reschedule: Timer B now runs again
 
 
 def _client_key(branch: str, method: str) -> tuple[str, str]:

@@ -421,3 +421,43 @@ def test_a_later_request_in_the_dialog_stops_2xx_retransmission_when_the_ack_was
         resent += sum(1 for m in sends(uas.drain()) if isinstance(m, Response) and m.status == 200)
     assert resent == 0  # the BYE told us the 2xx had arrived
     assert not any(isinstance(o, TransactionTimeout) for o in uas.drain())
+
+
+def test_absorbed_retransmissions_do_not_grow_the_timer_heap() -> None:
+    uas = TransactionLayer(tag_factory=lambda: "t")
+    invite = request("INVITE")
+    uas.receive(invite, "p", reliable=False, now=0.0)
+    (received,) = [o for o in uas.drain() if isinstance(o, RequestReceived)]
+    uas.respond(received.transaction, make_response(invite, 200, to_tag="t"), 0.0)
+    for i in range(50_000):
+        uas.receive(invite, "p", reliable=False, now=0.001 * (i % 100))
+    assert len(uas._heap) <= 3  # one entry per transaction, not one per retransmission
+    uas.drain()
+
+
+def test_cancel_200_and_487_share_the_to_tag() -> None:
+    uas = TransactionLayer(tag_factory=lambda: "fresh")
+    invite = request("INVITE")
+    uas.receive(invite, "p", reliable=False, now=0.0)
+    uas.drain()
+    uas.receive(build_cancel(invite), "p", reliable=False, now=0.1)
+    responses = [m for m in sends(uas.drain()) if isinstance(m, Response)]
+    assert [(r.status, r.to.tag) for r in responses if r.status != 100] == [(200, "fresh"), (487, "fresh")]
+
+
+def test_cancelled_invite_without_final_ends_after_64_t1() -> None:
+    uac = TransactionLayer()
+    invite = request("INVITE")
+    txn = uac.request(invite, "p", reliable=False, now=0.0)
+    uac.receive(make_response(invite, 180, to_tag="r"), "p", reliable=False, now=0.1)
+    uac.cancel(txn, 1.0)
+    uac.drain()
+    now = 1.0
+    outcome = []
+    while (deadline := uac.deadline) is not None and deadline < 100:
+        now = deadline
+        uac.on_timer(now)
+        outcome.extend(o for o in uac.drain() if isinstance(o, TransactionTimeout) and o.transaction is txn)
+    assert len(outcome) == 1 and outcome[0].timer == "B"
+    assert now == pytest.approx(1.0 + 32.0)
+    assert txn.terminated
