@@ -142,9 +142,7 @@ class ExampleUas:
             if "timer" in request.supported or "timer" in request.require:
                 headers.append(("Require", "timer"))
         incoming.respond(200, headers=headers, body=answer, content_type="application/sdp")
-        call.answered = time.monotonic()
-        if timer is not None and incoming.dialog is not None:
-            self.ua.start_session_timer(incoming.dialog, timer)
+        call.answered = time.monotonic()  # the UA arms the session timer from our 2xx
 
     def answer_sdp(self, incoming: IncomingRequest, call: Call) -> bytes | None:
         request = incoming.request
@@ -182,21 +180,12 @@ class ExampleUas:
                 return
             body = answer
         incoming.respond(200, headers=headers, body=body, content_type="application/sdp" if body else None)
-        if isinstance(timer, SessionTimer) and incoming.dialog is not None:
-            self.ua.start_session_timer(incoming.dialog, timer)
 
     # ------------------------------------------------------------------ dialogs
 
     def dialog_event(self, event: DialogEvent) -> None:
-        if isinstance(event, DialogTimer) and isinstance(event.action, SessionExpired):
-            self.ua._spawn(
-                self.ua.send_in_dialog(
-                    event.dialog, "BYE", headers=[("Reason", 'SIP;cause=408;text="Session expired"')]
-                )
-            )
-        elif isinstance(event, DialogTimer) and isinstance(event.action, RefreshSession):
-            self.ua._spawn(self.ua.send_in_dialog(event.dialog, "UPDATE"))
-        elif isinstance(event, DialogTerminated):
+        # Session refreshes and expiry BYEs are the UA's; we only log calls as they end.
+        if isinstance(event, DialogTerminated):
             self.call_ended(event.dialog, event.reason)
 
     def call_ended(self, dialog: Dialog, reason: str) -> None:

@@ -85,7 +85,7 @@ class SessionTimer:
     """The negotiated session interval and who refreshes (RFC 4028 §7, §9)."""
 
     interval: int
-    refresher: str  # "uac" or "uas": the roles of the *initial* INVITE's transaction
+    refresher: str  # "uac" or "uas": roles in the transaction whose 2xx carried it (RFC 4028 §7.4)
 
     def header(self) -> str:
         return f"{self.interval};refresher={self.refresher}"
@@ -182,8 +182,7 @@ class Dialog:
         local_tag = request.from_.tag
         if remote_tag is None or local_tag is None:
             raise ParseError("a dialog-creating response needs From and To tags")
-        contact = response.contact
-        target = contact[0].address.uri_text if contact and contact[0].address else request.uri_text
+        target = _contact_target(response) or request.uri_text
         dialog = cls(
             call_id=request.call_id,
             local_tag=local_tag,
@@ -208,16 +207,16 @@ class Dialog:
         """RFC 3261 §12.1.1: the UAS side, made when it sends a 1xx/2xx with ``local_tag``."""
         # RFC 3261 §12.1.1: an RFC 2543 peer sends no From tag; the remote tag is then empty.
         remote_tag = request.from_.tag or ""
-        contact = request.contact
-        if not contact or contact[0].address is None:
+        target = _contact_target(request)
+        if target is None:
             raise ParseError("a dialog-creating request needs a Contact")
-        return cls(
+        dialog = cls(
             call_id=request.call_id,
             local_tag=local_tag,
             remote_tag=remote_tag,
             local_uri=_without_tag(request.to),
             remote_uri=_without_tag(request.from_),
-            remote_target=contact[0].address.uri_text,
+            remote_target=target,
             route_set=[str(rr) for rr in request.record_route],
             local_seq=random.randint(1, 2**31 - 1) // 2,
             remote_seq=request.cseq.seq,
@@ -226,6 +225,9 @@ class Dialog:
             state=DialogState.CONFIRMED if confirmed else DialogState.EARLY,
             timers=timers or TimerConfig(),
         )
+        # §14.1: the initial INVITE is in progress until its ACK: no re-INVITE from us before that.
+        dialog.incoming_invite_pending = request.cseq.seq
+        return dialog
 
     # ------------------------------------------------------------------ requests we send (§12.2.1)
 
@@ -253,8 +255,9 @@ class Dialog:
         request_uri, routes = self._routing()
         out: list[tuple[str, str]] = [("Via", via), ("Max-Forwards", "70")]
         out.extend(("Route", r) for r in routes)
-        out.append(("From", f"{self.local_uri};tag={self.local_tag}"))
-        out.append(("To", f"{self.remote_uri};tag={self.remote_tag}"))
+        # RFC 3261 §12.2.1.1: an empty (RFC 2543) remote tag means no tag parameter at all.
+        out.append(("From", f"{self.local_uri};tag={self.local_tag}" if self.local_tag else self.local_uri))
+        out.append(("To", f"{self.remote_uri};tag={self.remote_tag}" if self.remote_tag else self.remote_uri))
         out.append(("Call-ID", self.call_id))
         out.append(("CSeq", f"{cseq} {method}"))
         if contact is not None and method in TARGET_REFRESH:
@@ -327,9 +330,12 @@ class Dialog:
         elif method == "BYE":
             self.terminate()
         if method in TARGET_REFRESH and method != "ACK":
-            contact = request.contact
-            if contact and contact[0].address is not None:
-                self.remote_target = contact[0].address.uri_text
+            try:
+                target = _contact_target(request)
+            except ParseError as exc:
+                return make_response(request, 400, exc.reason[:100])
+            if target is not None:
+                self.remote_target = target
         return None
 
     def answered(self, request: Request, response: Response) -> None:
@@ -338,6 +344,8 @@ class Dialog:
             self.incoming_invite_pending = None  # a non-2xx closes the offer; its ACK is hop-by-hop
         if request.method == "INVITE" and 200 <= response.status < 300 and self.state is DialogState.EARLY:
             self.state = DialogState.CONFIRMED
+        if request.method == "INVITE" and response.status >= 200:
+            self._unacked = None  # RFC 3262 §3: reliable 1xx retransmission ends with the final
 
     def receive_response(self, request: Request, response: Response) -> None:
         """A response to a request we sent in this dialog: confirms the dialog, refreshes the target,
@@ -347,14 +355,17 @@ class Dialog:
         if request.method == "INVITE":
             if response.status >= 300:
                 self.outgoing_invite_pending = False
+                if self.state is DialogState.EARLY:
+                    self.terminate()  # §12.3: a non-2xx final ends the early dialog
+                    return
             elif self.state is DialogState.EARLY:
                 self.state = DialogState.CONFIRMED
         if 200 <= response.status < 300 and request.method in TARGET_REFRESH:
-            contact = response.contact
-            if contact and contact[0].address is not None:
-                self.remote_target = contact[0].address.uri_text
-        if response.status in (481, 408) and request.method != "INVITE":
-            self.terminate()
+            target = _contact_target(response)
+            if target is not None:
+                self.remote_target = target
+        if response.status in (481, 408):
+            self.terminate()  # §12.2.1.2, §14.1: the dialog is gone on the far side
 
     def glare_backoff(self, rng: random.Random | None = None) -> float:
         """Seconds to wait before retrying after a 491 (RFC 3261 §14.1): 2.1-4 s for the owner of
@@ -402,10 +413,14 @@ class Dialog:
 
     # ------------------------------------------------------------------ RFC 4028
 
-    def start_session_timer(self, timer: SessionTimer, now: float) -> None:
-        """Arm the session timer after a 2xx (and after every refresh, §10)."""
+    def start_session_timer(self, timer: SessionTimer, now: float, *, we_sent_the_request: bool) -> None:
+        """Arm the session timer after a 2xx to INVITE or UPDATE, and again after every refresh (§10).
+
+        ``refresher`` names a role in *the transaction whose 2xx carried Session-Expires* (RFC 4028
+        §7.4, §9): ``we_sent_the_request`` says whether we were its UAC.
+        """
         self.session_timer = timer
-        we_refresh = (timer.refresher == "uac") == self.is_uac
+        we_refresh = (timer.refresher == "uac") == we_sent_the_request
         if we_refresh:
             self._refresh_at = now + timer.interval / 2
             self._expire_at = None
@@ -445,6 +460,19 @@ class Dialog:
         self.state = DialogState.TERMINATED
         self._unacked = None
         self._refresh_at = self._expire_at = None
+
+
+def _contact_target(message: Request | Response) -> str | None:
+    """The remote target a message's Contact names, checked now: a peer's malformed Contact is a 400
+    here (RFC 3261 §8.2.2, §12.1.1), not an error of ours when we later send a BYE to it."""
+    contact = message.contact
+    if not contact or contact[0].address is None:
+        return None
+    uri_text = contact[0].address.uri_text
+    uri = contact[0].address.uri  # raises ParseError for a malformed URI
+    if not isinstance(uri, SipURI):
+        raise ParseError(f"Contact is not a SIP URI: {uri_text[:60]!r}")
+    return uri_text
 
 
 def _without_tag(address: NameAddr) -> str:

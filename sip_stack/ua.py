@@ -26,7 +26,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .auth import DigestClient
-from .dialog import Dialog, DialogAction, DialogSet, DialogState, RetransmitProvisional
+from .dialog import (
+    Dialog,
+    DialogAction,
+    DialogSet,
+    DialogState,
+    ProvisionalNotAcknowledged,
+    RefreshSession,
+    RetransmitProvisional,
+    SessionExpired,
+    session_timer_from_response,
+)
 from .errors import LocalProtocolError, ParseError
 from .message import Request, Response, make_response
 from .transaction import ClientTransaction, ServerTransaction, TimerConfig
@@ -39,6 +49,7 @@ from .transaction_layer import (
     StrayResponse,
     TransactionFailed,
     TransactionLayer,
+    TransactionTerminated,
     TransactionTimeout,
     make_branch,
     make_tag,
@@ -76,6 +87,14 @@ class DialogCreated:
 
 
 @dataclass(frozen=True, slots=True)
+class DialogConfirmed:
+    """The ACK to our 2xx arrived (RFC 3261 §13.3.1.4); it may carry the answer of a late offer."""
+
+    dialog: Dialog
+    ack: Request
+
+
+@dataclass(frozen=True, slots=True)
 class DialogTerminated:
     dialog: Dialog
     reason: str
@@ -89,7 +108,7 @@ class DialogTimer:
     action: DialogAction
 
 
-DialogEvent = DialogCreated | DialogTerminated | DialogTimer
+DialogEvent = DialogCreated | DialogConfirmed | DialogTerminated | DialogTimer
 
 
 # ------------------------------------------------------------------------------- requests
@@ -136,7 +155,9 @@ class ClientRequest:
         self.transaction: ClientTransaction | None = None
         self.responses: asyncio.Queue[Response] = asyncio.Queue()
         self._final: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
-        self.dialog: Dialog | None = None
+        self.dialog: Dialog | None = None  # the dialog of the 2xx that won
+        self.dialogs: dict[str, Dialog] = {}  # every dialog this INVITE made, by remote tag (forks)
+        self.ack: Request | None = None  # the ACK to the winning 2xx, sent again for its retransmissions
         self.auth_attempts = 0
 
     async def final(self, timeout: float | None = None) -> Response:
@@ -185,6 +206,7 @@ class UserAgent:
         self._outgoing: dict[int, ClientRequest] = {}
         self._dialog_heap: list[tuple[float, int, Dialog]] = []
         self._answer_heap: list[tuple[float, int, ServerTransaction]] = []
+        self._reliable_owner: dict[int, IncomingRequest] = {}  # dialog id → INVITE with a reliable 1xx out
         #: How long the application may take to answer an INVITE before we answer 500 for it.
         self.invite_answer_timeout = 180.0
         self._seq = itertools.count()
@@ -244,7 +266,7 @@ class UserAgent:
             ("Call-ID", call_id or f"{make_tag()}{make_tag()}"),
             ("CSeq", f"{cseq} {method}"),
         ]
-        if method in ("INVITE", "SUBSCRIBE", "REFER", "UPDATE"):
+        if method in ("INVITE", "SUBSCRIBE", "REFER", "UPDATE", "REGISTER"):
             out.append(("Contact", self.contact(transport)))
         out.append(("User-Agent", self.user_agent))
         out.extend(headers)
@@ -284,8 +306,21 @@ class UserAgent:
         self._outgoing[id(txn)] = client
         self._pump()
 
-    def send_ack(self, dialog: Dialog, invite_cseq: int, peer: Peer, *, body: bytes = b"") -> Request:
-        """The ACK to a 2xx (RFC 3261 §13.2.2.4), sent outside any transaction."""
+    def dialog_peer(self, dialog: Dialog, near: Peer | None = None) -> Peer:
+        """Where a dialog's requests go: the first route, else the remote target (RFC 3261 §12.2.1.1,
+        §8.1.2); the connection of ``near`` is reused when that is the same hop."""
+        routes = [("Route", r) for r in dialog.route_set]
+        hop = request_destination(Request.build("OPTIONS", dialog.remote_target, routes))
+        address = Address(hop.transport, hop.host, hop.port or (5061 if hop.transport == "tls" else 5060))
+        if near is not None and near.address == address:
+            return near
+        return Peer(address)
+
+    def send_ack(
+        self, dialog: Dialog, invite_cseq: int, peer: Peer | None = None, *, body: bytes = b""
+    ) -> Request:
+        """The ACK to a 2xx (RFC 3261 §13.2.2.4), sent outside any transaction along the dialog's route."""
+        peer = self.dialog_peer(dialog, peer)
         ack = dialog.ack(invite_cseq, via=self.via(peer.address.transport), body=body)
         self.transactions.send_ack(ack, peer)
         self._pump()
@@ -298,12 +333,18 @@ class UserAgent:
             self._pump()
 
     async def send_in_dialog(
-        self, dialog: Dialog, method: str, *, headers: Iterable[tuple[str, str]] = (), body: bytes = b"",
+        self,
+        dialog: Dialog,
+        method: str,
+        *,
+        headers: Iterable[tuple[str, str]] = (),
+        body: bytes = b"",
         destination: Address | None = None,
-    ) -> ClientRequest:  # fmt: skip
-        """A request inside ``dialog`` (BYE, re-INVITE, UPDATE, INFO, PRACK ...)."""
-        hop_request = Request.build(method, dialog.remote_target, [])
-        transport = destination.transport if destination else request_destination(hop_request).transport
+        credentials: DigestClient | None = None,
+    ) -> ClientRequest:
+        """A request inside ``dialog`` (BYE, re-INVITE, UPDATE, INFO ...), routed by its route set."""
+        peer = Peer(destination) if destination is not None else self.dialog_peer(dialog)
+        transport = peer.address.transport
         request = dialog.request(
             method,
             via=self.via(transport),
@@ -311,7 +352,7 @@ class UserAgent:
             headers=headers,
             body=body,
         )
-        client = await self.send(request, destination)
+        client = await self.send(request, peer.address, credentials=credentials)
         client.dialog = dialog
         if method == "BYE":
             self._end_dialog(dialog, "BYE sent")
@@ -325,6 +366,7 @@ class UserAgent:
         headers: Iterable[tuple[str, str]] = (),
         destination: Address | None = None,
         attempts: int = 3,
+        credentials: DigestClient | None = None,
     ) -> Response:
         """A re-INVITE that survives glare: on 491 it waits the RFC 3261 §14.1 back-off (2.1-4 s
         when we own the Call-ID, 0-2 s otherwise) and tries again, ``attempts`` times at most."""
@@ -333,7 +375,7 @@ class UserAgent:
             if body and not any(name.lower() in ("content-type", "c") for name, _ in extra):
                 extra.append(("Content-Type", "application/sdp"))
             client = await self.send_in_dialog(
-                dialog, "INVITE", headers=extra, body=body, destination=destination
+                dialog, "INVITE", headers=extra, body=body, destination=destination, credentials=credentials
             )
             final = await client.final()
             if final.status != 491 or attempt == attempts - 1:
@@ -406,13 +448,15 @@ class UserAgent:
         elif isinstance(output, StrayResponse):
             self._stray_2xx(output.response, output.peer)
         elif isinstance(output, Cancelled):
-            incoming = self._incoming.get(id(output.transaction))
+            incoming = self._incoming.pop(id(output.transaction), None)  # answered 487 by the layer
             if incoming is not None:
                 incoming.cancelled.set()
                 if incoming.dialog is not None:
                     self._end_dialog(incoming.dialog, "cancelled")
         elif isinstance(output, TransactionTimeout | TransactionFailed):
             self._transaction_failed(output)
+        elif isinstance(output, TransactionTerminated):
+            self._transaction_ended(output.transaction)
 
     async def _transmit(self, data: bytes, peer: Peer) -> None:
         try:
@@ -514,6 +558,10 @@ class UserAgent:
         reliable: bool,
     ) -> Response:
         request = incoming.request
+        last = incoming.transaction.last_response
+        if incoming.transaction.terminated or (last is not None and last.status >= 200):
+            why = "cancelled (487 sent)" if incoming.cancelled.is_set() else "already answered"
+            raise LocalProtocolError(f"{request.method} {why}: nothing sent")
         extra = list(headers)
         if content_type is not None and body:
             extra.append(("Content-Type", content_type))
@@ -547,13 +595,17 @@ class UserAgent:
         if dialog is not None:
             if reliable:
                 response = dialog.reliable_provisional(response, now)
+                self._reliable_owner[id(dialog)] = incoming
                 self._schedule_dialog(dialog)
             dialog.answered(request, response)
             if request.method == "INVITE" and status >= 300 and request.to.tag is None:
                 self._end_dialog(dialog, f"rejected {status}")
         self.transactions.respond(incoming.transaction, response, now)
+        self._session_timer_from(dialog, request, response, we_sent=False)
         if status >= 200:
             self._incoming.pop(id(incoming.transaction), None)
+            if dialog is not None:
+                self._reliable_owner.pop(id(dialog), None)
         self._pump()
         return response
 
@@ -561,6 +613,7 @@ class UserAgent:
         dialog = self.dialogs.for_request(ack)
         if dialog is not None:
             dialog.receive_request(ack)
+            self._emit(DialogConfirmed(dialog, ack))
 
     # ------------------------------------------------------------------ client side
 
@@ -569,38 +622,96 @@ class UserAgent:
         if client is None:
             return
         request = client.request
-        if response.status in (401, 407) and client.credentials is not None and client.auth_attempts == 0:
-            retry = self._authenticated_retry(client, response)
-            if retry is not None:
-                self._outgoing.pop(id(txn), None)
-                return
-        if request.method == "INVITE" and 100 < response.status < 300 and response.to.tag is not None:
-            dialog = self.dialogs.for_response(response)
-            if dialog is None and client.dialog is None:
+        status = response.status
+        challenge = status in (401, 407) and client.credentials is not None and not client.done
+        if (
+            challenge
+            and client.auth_attempts == 0
+            and self._authenticated_retry(client, response) is not None
+        ):
+            self._outgoing.pop(id(txn), None)
+            return
+        try:
+            if request.method == "INVITE":
+                if not self._invite_response(client, response):
+                    return  # a 2xx retransmission or another fork's 2xx: handled, not news
+            elif client.dialog is not None:
+                client.dialog.receive_response(request, response)
+                self._session_timer_from(client.dialog, request, response, we_sent=True)
+                if client.dialog.state is DialogState.TERMINATED:
+                    self._end_dialog(client.dialog, f"{status} to {request.method}")
+        except (ParseError, LocalProtocolError) as exc:
+            # A 1xx/2xx whose Contact or Record-Route is malformed: no dialog can be made.
+            logger.warning("%s %s: %s", status, request.method, exc)
+        finally:
+            if not client.done:
+                client.responses.put_nowait(response)
+                if status >= 200:
+                    client._final.set_result(response)
+
+    def _invite_response(self, client: ClientRequest, response: Response) -> bool:
+        """Dialogs of an INVITE: one per To tag (forks, RFC 3261 §12.1.2); the first 2xx wins and is
+        ACKed, every retransmission of it ACKed again (RFC 6026 §8.4); a later 2xx of another fork is
+        ACKed and BYEd (§13.2.2.4); a non-2xx final ends the early dialogs. Returns False for a 2xx
+        the application has already been told about."""
+        request = client.request
+        status = response.status
+        if request.to.tag is not None:
+            return self._reinvite_response(client, response)
+        tag = response.to.tag
+        dialog: Dialog | None = None
+        if 100 < status < 300 and tag is not None:
+            dialog = client.dialogs.get(tag)
+            if dialog is None:
                 dialog = Dialog.from_uac_response(request, response, timers=self.timers)
+                client.dialogs[tag] = dialog
                 self.dialogs.add(dialog)
                 self._emit(DialogCreated(dialog))
-            elif dialog is None:
-                dialog = client.dialog
+        if 200 <= status < 300:
+            if client.done:
+                if dialog is not None and dialog is client.dialog and client.ack is not None:
+                    self.transactions.send_ack(client.ack, self.dialog_peer(dialog, client.peer))
+                elif dialog is not None and dialog is not client.dialog:
+                    self.send_ack(dialog, request.cseq.seq, client.peer)
+                    self._spawn(self.send_in_dialog(dialog, "BYE"))
+                return False
+            client.dialog = dialog
             if dialog is not None:
                 dialog.receive_response(request, response)
-                client.dialog = dialog
-                if response.status >= 200:
-                    self.send_ack(dialog, request.cseq.seq, client.peer)
-                else:
-                    # RFC 3262 §4: PRACK a reliable provisional (the dialog skips retransmissions).
-                    prack = dialog.prack(response, via=self.via(client.peer.address.transport))
-                    if prack is not None:
-                        self._spawn(self.send(prack, client.peer.address, connection=client.peer.connection))
-        elif client.dialog is not None:
-            client.dialog.receive_response(request, response)
-            if client.dialog.state is DialogState.TERMINATED:
-                self._end_dialog(client.dialog, f"{response.status} to {request.method}")
-        client.responses.put_nowait(response)
-        if response.status >= 200:
-            self._outgoing.pop(id(txn), None)
-            if not client._final.done():
-                client._final.set_result(response)
+                client.ack = self.send_ack(dialog, request.cseq.seq, client.peer)
+                self._session_timer_from(dialog, request, response, we_sent=True)
+        elif status >= 300:
+            for early in list(client.dialogs.values()):
+                early.receive_response(request, response)
+                self._end_dialog(early, f"{status} to INVITE")
+        elif dialog is not None:
+            dialog.receive_response(request, response)
+            # RFC 3262 §4: PRACK a reliable provisional (the dialog skips retransmissions).
+            peer = self.dialog_peer(dialog, client.peer)
+            prack = dialog.prack(response, via=self.via(peer.address.transport))
+            if prack is not None:
+                self._spawn(self.send(prack, peer.address, connection=peer.connection))
+        return True
+
+    def _reinvite_response(self, client: ClientRequest, response: Response) -> bool:
+        """A response to a re-INVITE: it stays on its dialog (no new dialog, whatever its tag)."""
+        dialog = client.dialog
+        request = client.request
+        if dialog is None or response.status < 200:
+            return True
+        if 200 <= response.status < 300:
+            if client.done:
+                if client.ack is not None:
+                    self.transactions.send_ack(client.ack, self.dialog_peer(dialog, client.peer))
+                return False
+            dialog.receive_response(request, response)
+            client.ack = self.send_ack(dialog, request.cseq.seq, client.peer)
+            self._session_timer_from(dialog, request, response, we_sent=True)
+            return True
+        dialog.receive_response(request, response)  # 481/408 end the dialog (§14.1)
+        if dialog.state is DialogState.TERMINATED:
+            self._end_dialog(dialog, f"{response.status} to re-INVITE")
+        return True
 
     def _authenticated_retry(self, client: ClientRequest, challenge: Response) -> ClientRequest | None:
         credentials = client.credentials
@@ -615,7 +726,11 @@ class UserAgent:
             if key in ("via", "v", "authorization", "proxy-authorization", "content-length", "l"):
                 continue
             if key == "cseq":
-                value = f"{old.cseq.seq + 1} {old.method}"
+                if client.dialog is not None:  # §12.2.1.1: the dialog's CSeq moves on with it
+                    client.dialog.local_seq += 1
+                    value = f"{client.dialog.local_seq} {old.method}"
+                else:
+                    value = f"{old.cseq.seq + 1} {old.method}"
             retry_headers.append((name, value))
         retry_headers.extend((h.name, h.value) for h in headers)
         retry = Request.build(old.method, old.uri_text, retry_headers, old.body)
@@ -629,6 +744,21 @@ class UserAgent:
         dialog = self.dialogs.for_response(response)
         if dialog is not None and isinstance(peer, Peer):
             self.send_ack(dialog, response.cseq.seq, peer)  # RFC 6026 §8.4: ACK every 2xx again
+
+    def _transaction_ended(self, txn: object) -> None:
+        """The layer forgot the transaction: so do we (no request record outlives it)."""
+        client = self._outgoing.pop(id(txn), None)
+        if client is not None:
+            if not client.done:
+                response = _local_response(client.request, 408, "Request Timeout")
+                client.responses.put_nowait(response)
+                client._final.set_result(response)
+            for dialog in client.dialogs.values():
+                if dialog is not client.dialog and dialog.state is DialogState.EARLY:
+                    self._end_dialog(dialog, "INVITE ended")  # forks that never answered
+        incoming = self._incoming.pop(id(txn), None)
+        if incoming is not None and incoming.dialog is not None:
+            self._reliable_owner.pop(id(incoming.dialog), None)
 
     def _transaction_failed(self, event: TransactionTimeout | TransactionFailed) -> None:
         txn = event.transaction
@@ -653,7 +783,11 @@ class UserAgent:
             if dialog is None and sent is not None and sent.to.tag is not None:
                 # Our answer carries our tag in To: that names the dialog it made (RFC 3261 §12.1.1).
                 dialog = self.dialogs.get(txn.request.call_id, sent.to.tag, txn.request.from_.tag or "")
-            if dialog is not None and timer in ("H", "L", "transport"):
+            if dialog is not None and timer == "L" and dialog in self.dialogs:
+                # RFC 3261 §13.3.1.4: a 2xx never ACKed: the session "SHOULD be terminated" by BYE.
+                bye = self.send_in_dialog(dialog, "BYE", headers=[("Reason", 'SIP;cause=408;text="No ACK"')])
+                self._spawn(bye)
+            elif dialog is not None and timer in ("H", "transport"):
                 self._end_dialog(dialog, f"no ACK (timer {timer})")
 
     # ------------------------------------------------------------------ dialogs and timers
@@ -678,9 +812,33 @@ class UserAgent:
             heapq.heappush(self._dialog_heap, (deadline, next(self._seq), dialog))
         self._arm_timer()
 
-    def start_session_timer(self, dialog: Dialog, timer: Any) -> None:
-        dialog.start_session_timer(timer, self.clock())
-        self._schedule_dialog(dialog)
+    def _session_timer_from(
+        self, dialog: Dialog | None, request: Request, response: Response, *, we_sent: bool
+    ) -> None:
+        """Arm or re-arm the session timer from a 2xx to INVITE/UPDATE that carries Session-Expires
+        (RFC 4028 §7.4, §9, §10): every refresh restarts it."""
+        if dialog is None or request.method not in ("INVITE", "UPDATE") or not 200 <= response.status < 300:
+            return
+        try:
+            timer = session_timer_from_response(response)
+        except ParseError:
+            return
+        if timer is not None:
+            dialog.start_session_timer(timer, self.clock(), we_sent_the_request=we_sent)
+            self._schedule_dialog(dialog)
+
+    def _session_action(self, dialog: Dialog, action: DialogAction) -> None:
+        timer = dialog.session_timer
+        if isinstance(action, RefreshSession) and timer is not None:
+            # We refresh with UPDATE and stay the refresher: we are the UAC of this transaction.
+            headers = [("Session-Expires", f"{timer.interval};refresher=uac"), ("Supported", "timer")]
+            self._spawn(self.send_in_dialog(dialog, "UPDATE", headers=headers))
+        elif isinstance(action, SessionExpired):
+            self._spawn(
+                self.send_in_dialog(
+                    dialog, "BYE", headers=[("Reason", 'SIP;cause=408;text="Session expired"')]
+                )
+            )
 
     def _arm_timer(self) -> None:
         if self._closed or self._loop is None:
@@ -723,17 +881,19 @@ class UserAgent:
                 self._schedule_dialog(dialog)  # its timer moved later: keep it in the heap
                 continue
             for action in dialog.on_timer(now):
+                if isinstance(action, RefreshSession | SessionExpired):
+                    self._session_action(dialog, action)
                 if isinstance(action, RetransmitProvisional):
-                    incoming = next(
-                        (
-                            i
-                            for i in self._incoming.values()
-                            if i.dialog is dialog and i.request.method == "INVITE"
-                        ),
-                        None,
-                    )
-                    if incoming is not None:
-                        self.transactions.send_stateless(action.response, incoming.peer)
+                    owner = self._reliable_owner.get(id(dialog))
+                    if owner is not None:
+                        self.transactions.send_stateless(action.response, owner.peer)
+                    continue  # internal: not the application's business
+                if isinstance(action, ProvisionalNotAcknowledged):
+                    owner = self._reliable_owner.pop(id(dialog), None)
+                    if owner is not None:  # RFC 3262 §3: reject the INVITE with a 5xx
+                        self._answer_if_unanswered(
+                            owner.transaction, 500, "Reliable provisional not acknowledged"
+                        )
                 self._emit(DialogTimer(dialog, action))
             self._schedule_dialog(dialog)
         self._pump()

@@ -52,8 +52,68 @@ def uac_dialog() -> tuple[Dialog, Request]:
 
 
 def uas_dialog() -> tuple[Dialog, Request]:
+    """A UAS dialog whose initial INVITE has been answered and ACKed."""
     req = invite()
-    return Dialog.from_uas_request(req, "bob-tag", confirmed=True), req
+    dialog = Dialog.from_uas_request(req, "bob-tag", confirmed=True)
+    ack = parse(
+        b"ACK sip:bob@198.51.100.7:5080 SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.1:5070;branch=z9hG4bKack\r\n"
+        b'From: "Alice" <sip:alice@example.com>;tag=alice-tag\r\nTo: <sip:bob@example.com>;tag=bob-tag\r\n'
+        b"Call-ID: dlg-1\r\nCSeq: 10 ACK\r\nContent-Length: 0\r\n\r\n"
+    )
+    assert isinstance(ack, Request)
+    assert dialog.receive_request(ack) is None
+    return dialog, req
+
+
+def test_uas_cannot_reinvite_before_the_initial_ack() -> None:
+    dialog = Dialog.from_uas_request(invite(), "bob-tag", confirmed=True)
+    with pytest.raises(LocalProtocolError):
+        dialog.request("INVITE", via=VIA)  # RFC 3261 §14.1: the initial INVITE is still in progress
+
+
+def test_non_2xx_final_ends_an_early_dialog_and_481_ends_a_confirmed_one() -> None:
+    req = invite()
+    early = Dialog.from_uac_response(req, answer(req, 180))
+    early.receive_response(req, answer(req, 486))
+    assert early.state is DialogState.TERMINATED
+    dialog, _ = uac_dialog()
+    reinvite = dialog.request("INVITE", via=VIA)
+    dialog.receive_response(reinvite, answer(reinvite, 481))
+    assert dialog.state is DialogState.TERMINATED
+
+
+def test_final_response_stops_reliable_provisional_retransmission() -> None:
+    req = invite()
+    dialog = Dialog.from_uas_request(req, "bob-tag")
+    dialog.reliable_provisional(answer(req, 183), now=0.0)
+    dialog.answered(req, answer(req, 200))
+    assert dialog.deadline is None and not dialog.awaiting_prack
+
+
+def test_rfc2543_peer_without_from_tag_gets_no_empty_to_tag() -> None:
+    req = invite().__class__.build(
+        "INVITE", "sip:bob@example.com",
+        [("Via", "SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK2543"), ("From", "<sip:alice@example.com>"),
+         ("To", "<sip:bob@example.com>"), ("Call-ID", "old"), ("CSeq", "1 INVITE"), ("Contact", "<sip:alice@192.0.2.1>")],
+    )  # fmt: skip
+    dialog = Dialog.from_uas_request(parse(req.serialize()), "b", confirmed=True)  # type: ignore[arg-type]
+    bye = parse(dialog.request("BYE", via=VIA).serialize())
+    assert isinstance(bye, Request) and bye.to.tag is None and "tag" not in (bye.header("to") or "")
+
+
+def test_malformed_contact_is_the_peers_error_not_ours() -> None:
+    from sip_stack import ParseError
+
+    with pytest.raises(ParseError):
+        Dialog.from_uas_request(invite(contact="<sip:caller host15.example.net>"), "bob-tag")
+
+
+def test_refresher_is_a_role_in_the_refreshing_transaction() -> None:
+    # We called the carrier (dialog UAC); the carrier's refresh says refresher=uas: that is us.
+    dialog, _ = uac_dialog()
+    dialog.start_session_timer(SessionTimer(1800, "uas"), now=0.0, we_sent_the_request=False)
+    assert dialog.deadline == 900.0
+    assert dialog.on_timer(900.0) == [RefreshSession()]
 
 
 def test_uac_dialog_from_2xx_reverses_record_route_and_targets_the_contact() -> None:
@@ -262,11 +322,11 @@ def test_refresher_refreshes_at_half_and_the_other_side_ends_the_session() -> No
     uac = Dialog.from_uac_response(req, answer(req, 200, [("Session-Expires", "90;refresher=uac")]))
     timer = session_timer_from_response(answer(req, 200, [("Session-Expires", "90;refresher=uac")]))
     assert timer == SessionTimer(90, "uac")
-    uac.start_session_timer(timer, now=0.0)
+    uac.start_session_timer(timer, now=0.0, we_sent_the_request=True)
     assert uac.deadline == 45.0
     assert uac.on_timer(45.0) == [RefreshSession()]
     uas = Dialog.from_uas_request(req, "bob-tag", confirmed=True)
-    uas.start_session_timer(timer, now=0.0)
+    uas.start_session_timer(timer, now=0.0, we_sent_the_request=False)
     assert uas.deadline == 60.0  # 90 - min(32, 90/3)
     assert uas.on_timer(60.0) == [SessionExpired()]
 

@@ -15,7 +15,14 @@ import pytest
 from sip_stack import Response, parse
 from sip_stack.transaction import TimerConfig
 from sip_stack.transport import Address, ListenSpec
-from sip_stack.ua import DialogCreated, DialogEvent, DialogTerminated, IncomingRequest, UserAgent
+from sip_stack.ua import (
+    DialogConfirmed,
+    DialogCreated,
+    DialogEvent,
+    DialogTerminated,
+    IncomingRequest,
+    UserAgent,
+)
 
 VECTORS = Path(__file__).parent / "vectors" / "rfc4475"
 SDP = b"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 40000 RTP/AVP 0\r\n"
@@ -93,8 +100,10 @@ async def test_a_call_end_to_end_with_dialog_events(
     await asyncio.sleep(0.05)
     assert seen_b[:1] == ["INVITE"] and "BYE" in seen_b
     assert len(a.dialogs) == 0 and len(b.dialogs) == 0
-    for events in (events_a, events_b):
-        assert [type(e) for e in events] == [DialogCreated, DialogTerminated]
+    assert [type(e) for e in events_a] == [DialogCreated, DialogTerminated]
+    assert [type(e) for e in events_b] == [DialogCreated, DialogConfirmed, DialogTerminated]
+    confirmed = events_b[1]
+    assert isinstance(confirmed, DialogConfirmed) and confirmed.ack.method == "ACK"
 
 
 async def test_request_in_unknown_dialog_gets_481_and_unknown_method_405(
