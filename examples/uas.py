@@ -26,8 +26,6 @@ from sip_stack import ParseError
 from sip_stack.auth import DigestServer, Outcome
 from sip_stack.dialog import (
     Dialog,
-    RefreshSession,
-    SessionExpired,
     SessionTimer,
     negotiate_session_timer_as_uas,
 )
@@ -37,7 +35,6 @@ from sip_stack.transport import ListenSpec
 from sip_stack.ua import (
     DialogEvent,
     DialogTerminated,
-    DialogTimer,
     IncomingRequest,
     UserAgent,
 )

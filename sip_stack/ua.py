@@ -753,8 +753,8 @@ class UserAgent:
                 response = _local_response(client.request, 408, "Request Timeout")
                 client.responses.put_nowait(response)
                 client._final.set_result(response)
-            for dialog in client.dialogs.values():
-                if dialog is not client.dialog and dialog.state is DialogState.EARLY:
+            for dialog in list(client.dialogs.values()):
+                if dialog.state is DialogState.EARLY:
                     self._end_dialog(dialog, "INVITE ended")  # forks that never answered
         incoming = self._incoming.pop(id(txn), None)
         if incoming is not None and incoming.dialog is not None:
@@ -763,7 +763,8 @@ class UserAgent:
     def _transaction_failed(self, event: TransactionTimeout | TransactionFailed) -> None:
         txn = event.transaction
         if isinstance(txn, ClientTransaction):
-            client = self._outgoing.pop(id(txn), None)
+            # The record stays until TransactionTerminated, which also ends the INVITE's early dialogs.
+            client = self._outgoing.get(id(txn))
             if client is not None and not client._final.done():
                 status, reason = (
                     (408, "Request Timeout")

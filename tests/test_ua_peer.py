@@ -1,0 +1,181 @@
+"""The user agent against a scripted raw peer on loopback: the cases a real peer makes rare but a
+carrier makes daily (lost ACKs, forks, CANCEL races, broken headers, silent far ends)."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator
+
+import pytest
+
+from sip_stack import LocalProtocolError, Request, Response, make_response, parse
+from sip_stack.transaction import TimerConfig
+from sip_stack.transaction_layer import build_cancel
+from sip_stack.transport import Address, ListenSpec
+from sip_stack.ua import ClientRequest, IncomingRequest, UserAgent
+
+FAST = TimerConfig(t1=0.01, t2=0.04, t4=0.05)
+SDP = b"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 40000 RTP/AVP 0\r\n"
+
+
+class RawPeer:
+    """A UDP socket the test drives message by message."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.setblocking(False)
+        self.port = self.sock.getsockname()[1]
+        self.loop = asyncio.get_running_loop()
+
+    async def recv(self, timeout: float = 2.0) -> Request | Response:
+        data = await asyncio.wait_for(self.loop.sock_recv(self.sock, 65535), timeout)
+        return parse(data)
+
+    async def recv_request(self, method: str, timeout: float = 2.0) -> Request:
+        while True:
+            msg = await self.recv(timeout)
+            if isinstance(msg, Request) and msg.method == method:
+                return msg
+
+    async def send(self, message: Request | Response, port: int) -> None:
+        await self.loop.sock_sendto(self.sock, message.serialize(), ("127.0.0.1", port))
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.fixture
+async def ua() -> AsyncIterator[UserAgent]:
+    agent = UserAgent([ListenSpec("udp", "127.0.0.1", 0)], timers=FAST)
+    await agent.start()
+    try:
+        yield agent
+    finally:
+        await agent.close()
+
+
+@pytest.fixture
+async def peer() -> AsyncIterator[RawPeer]:
+    raw = RawPeer()
+    try:
+        yield raw
+    finally:
+        raw.close()
+
+
+def ua_port(ua: UserAgent) -> int:
+    return ua.transport.listening[0].port
+
+
+async def invite_to(ua: UserAgent, peer: RawPeer) -> tuple[ClientRequest, Request]:
+    invite = ua.new_request(
+        "INVITE", f"sip:bob@127.0.0.1:{peer.port}", from_uri="sip:alice@127.0.0.1",
+        headers=[("Content-Type", "application/sdp")], body=SDP,
+    )  # fmt: skip
+    client = await ua.send(invite, Address("udp", "127.0.0.1", peer.port))
+    received = await peer.recv_request("INVITE")
+    return client, received
+
+
+def reply(request: Request, status: int, tag: str, port: int, *, contact: str | None = None) -> Response:
+    headers = [("Contact", contact or f"<sip:bob@127.0.0.1:{port}>")]
+    return make_response(request, status, to_tag=tag, headers=headers, body=SDP if status == 200 else b"")
+
+
+async def quiet(ua: UserAgent, seconds: float = 1.5) -> None:
+    """Let every (fast) timer run out."""
+    for _ in range(int(seconds / 0.05)):
+        if ua.transactions.active == 0:
+            break
+        await asyncio.sleep(0.05)
+
+
+async def test_a_retransmitted_2xx_is_acked_again(ua: UserAgent, peer: RawPeer) -> None:
+    client, invite = await invite_to(ua, peer)
+    ok = reply(invite, 200, "b1", peer.port)
+    await peer.send(ok, ua_port(ua))
+    first = await peer.recv_request("ACK")
+    for _ in range(2):  # as a UAS does while its ACK is lost (RFC 3261 §13.3.1.4)
+        await peer.send(ok, ua_port(ua))
+        again = await peer.recv_request("ACK")
+        assert again.serialize() == first.serialize()
+    assert (await client.final(timeout=2)).status == 200
+
+
+async def test_a_second_fork_is_acked_and_released_and_early_forks_end(ua: UserAgent, peer: RawPeer) -> None:
+    client, invite = await invite_to(ua, peer)
+    await peer.send(reply(invite, 180, "forkA", peer.port), ua_port(ua))
+    await peer.send(reply(invite, 200, "forkB", peer.port), ua_port(ua))
+    ack = await peer.recv_request("ACK")
+    assert ack.to.tag == "forkB"
+    assert (await client.final(timeout=2)).to.tag == "forkB"
+    await peer.send(reply(invite, 200, "forkC", peer.port), ua_port(ua))
+    ack_c = await peer.recv_request("ACK")
+    bye_c = await peer.recv_request("BYE")
+    assert ack_c.to.tag == "forkC" and bye_c.to.tag == "forkC"  # RFC 3261 §13.2.2.4
+    await peer.send(make_response(bye_c, 200), ua_port(ua))
+    await quiet(ua)
+    tags = {d.remote_tag for d in ua.dialogs}
+    assert tags == {"forkB"}  # forkA (early, never answered) ended with the INVITE transaction
+
+
+async def test_non_2xx_after_provisional_ends_the_early_dialog(ua: UserAgent, peer: RawPeer) -> None:
+    client, invite = await invite_to(ua, peer)
+    await peer.send(reply(invite, 180, "e1", peer.port), ua_port(ua))
+    await peer.send(reply(invite, 486, "e1", peer.port), ua_port(ua))
+    assert (await client.final(timeout=2)).status == 486
+    assert len(ua.dialogs) == 0  # (the transaction itself lingers for Timer D, 32 s on UDP, §17.1.1.2)
+
+
+async def test_a_2xx_with_a_broken_contact_still_completes_the_request(ua: UserAgent, peer: RawPeer) -> None:
+    client, invite = await invite_to(ua, peer)
+    broken = reply(invite, 200, "x", peer.port)
+    await peer.send(parse(broken.serialize().replace(b">\r\n", b"\r\n", 1)), ua_port(ua))  # type: ignore[arg-type]
+    assert (await client.final(timeout=2)).status == 200
+    await quiet(ua)
+    assert not ua._outgoing and len(ua.dialogs) == 0
+
+
+async def test_cancel_of_a_silent_invite_ends_it_after_64_t1(ua: UserAgent, peer: RawPeer) -> None:
+    client, invite = await invite_to(ua, peer)
+    await peer.send(reply(invite, 180, "s1", peer.port), ua_port(ua))
+    await asyncio.sleep(0.05)
+    ua.cancel(client)
+    cancel = await peer.recv_request("CANCEL")
+    assert cancel.top_via.branch == invite.top_via.branch
+    await peer.send(make_response(cancel, 200, to_tag="s1"), ua_port(ua))  # and never a 487
+    final = await client.final(timeout=3)
+    assert final.status == 408
+    await quiet(ua)
+    assert not ua._outgoing and len(ua.dialogs) == 0 and ua.transactions.active == 0
+
+
+async def test_respond_after_cancel_raises_and_nothing_is_left(ua: UserAgent, peer: RawPeer) -> None:
+    held: list[IncomingRequest] = []
+    ua.on_request = held.append  # type: ignore[assignment]
+    invite = parse(
+        f"INVITE sip:bob@127.0.0.1:{ua_port(ua)} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{peer.port};branch=z9hG4bKraw1\r\n"
+        f"From: <sip:alice@127.0.0.1>;tag=a\r\nTo: <sip:bob@127.0.0.1>\r\nCall-ID: raw-cancel\r\nCSeq: 1 INVITE\r\n"
+        f"Contact: <sip:alice@127.0.0.1:{peer.port}>\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n".encode()
+    )
+    assert isinstance(invite, Request)
+    await peer.send(invite, ua_port(ua))
+    for _ in range(40):
+        if held:
+            break
+        await asyncio.sleep(0.01)
+    (incoming,) = held
+    incoming.respond(180)
+    await peer.send(build_cancel(invite), ua_port(ua))
+    statuses = set()
+    while not {200, 487} <= statuses:
+        msg = await peer.recv()
+        if isinstance(msg, Response):
+            statuses.add(msg.status)
+    with pytest.raises(LocalProtocolError):
+        incoming.respond(200)  # the race of an IVR answering as the caller hangs up
+    assert incoming.cancelled.is_set()
+    await quiet(ua)
+    assert not ua._incoming and len(ua.dialogs) == 0
