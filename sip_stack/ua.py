@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import heapq
+import ipaddress
 import itertools
 import logging
 import time
@@ -37,6 +38,7 @@ from .dialog import (
     SessionExpired,
     session_timer_from_response,
 )
+from .dns import ServerLocator
 from .errors import LocalProtocolError, ParseError
 from .message import Request, Response, make_response
 from .transaction import ClientTransaction, ServerTransaction, TimerConfig
@@ -63,9 +65,11 @@ from .transport import (
     TransportError,
     TransportLayer,
     datagram_response_address,
+    next_hop_uri,
     request_destination,
 )
 from .uas_core import UasPolicy, check_request
+from .uri import SipURI
 
 logger = logging.getLogger(__name__)
 
@@ -169,6 +173,14 @@ class ClientRequest:
         return self._final.done()
 
 
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return True
+
+
 def _local_response(request: Request, status: int, reason: str) -> Response:
     return make_response(request, status, reason, to_tag=None if status == 100 else "local")
 
@@ -206,7 +218,10 @@ class UserAgent:
         self._outgoing: dict[int, ClientRequest] = {}
         self._dialog_heap: list[tuple[float, int, Dialog]] = []
         self._answer_heap: list[tuple[float, int, ServerTransaction]] = []
-        self._reliable_owner: dict[int, IncomingRequest] = {}  # dialog id → INVITE with a reliable 1xx out
+        self._reliable_owner: dict[int, IncomingRequest] = {}
+        self.locator: ServerLocator | None = (
+            None  # RFC 3263, made on first use  # dialog id → INVITE with a reliable 1xx out
+        )
         #: How long the application may take to answer an INVITE before we answer 500 for it.
         self.invite_answer_timeout = 180.0
         self._seq = itertools.count()
@@ -281,22 +296,41 @@ class UserAgent:
         *,
         credentials: DigestClient | None = None,
         connection: int | None = None,
+        timeout: float | None = None,
     ) -> ClientRequest:
         """Send ``request`` in a client transaction; the top Via is ours (added here when missing).
 
         ``destination`` defaults to the next hop of RFC 3261 §8.1.2 (the first Route, else the
-        Request-URI) resolved with getaddrinfo.
+        Request-URI): an IP address is used as it is; a host name is located by RFC 3263 (NAPTR,
+        SRV, A/AAAA) and the first candidate used. ``timeout`` (INVITE): CANCEL it when no final
+        response came by then, like a proxy's Timer C (RFC 3261 §16.6); it then ends with 487, or
+        408 64*T1 after the CANCEL.
         """
         if destination is None:
-            hop = request_destination(request)
-            destination = Address(
-                hop.transport, hop.host, hop.port or (5061 if hop.transport == "tls" else 5060)
-            )
+            destination = await self._next_hop(request)
         if not request.has_header("via"):
             request.add_header("Via", self.via(destination.transport), first=True)
         client = ClientRequest(request, Peer(destination, connection), credentials)
         self._start_client(client)
+        if timeout is not None and request.method == "INVITE" and self._loop is not None:
+            self._loop.call_later(timeout, self._give_up, client)
         return client
+
+    def _give_up(self, client: ClientRequest) -> None:
+        if not client.done and not self._closed:
+            self.cancel(client)
+
+    async def _next_hop(self, request: Request) -> Address:
+        hop = request_destination(request)
+        default = 5061 if hop.transport == "tls" else 5060
+        if hop.port is not None or _is_ip(hop.host):
+            return Address(hop.transport, hop.host, hop.port or default)
+        uri = next_hop_uri(request)
+        if not isinstance(uri, SipURI):
+            return Address(hop.transport, hop.host, default)
+        if self.locator is None:
+            self.locator = ServerLocator()
+        return (await self.locator.locate(uri))[0]
 
     def _start_client(self, client: ClientRequest) -> None:
         txn = self.transactions.request(
@@ -626,7 +660,9 @@ class UserAgent:
         challenge = status in (401, 407) and client.credentials is not None and not client.done
         if (
             challenge
-            and client.auth_attempts == 0
+            # A 407 from a proxy may be followed by a 401 from the far end: one answer per realm,
+            # which DigestClient.answer() enforces (nothing for a realm it already answered).
+            and client.auth_attempts < 2
             and self._authenticated_retry(client, response) is not None
         ):
             self._outgoing.pop(id(txn), None)

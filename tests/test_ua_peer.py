@@ -179,3 +179,14 @@ async def test_respond_after_cancel_raises_and_nothing_is_left(ua: UserAgent, pe
     assert incoming.cancelled.is_set()
     await quiet(ua)
     assert not ua._incoming and len(ua.dialogs) == 0
+
+
+async def test_invite_timeout_cancels_a_call_nobody_answers(ua: UserAgent, peer: RawPeer) -> None:
+    invite = ua.new_request("INVITE", f"sip:bob@127.0.0.1:{peer.port}", from_uri="sip:alice@127.0.0.1")
+    client = await ua.send(invite, Address("udp", "127.0.0.1", peer.port), timeout=0.2)
+    sent = await peer.recv_request("INVITE")
+    await peer.send(reply(sent, 180, "r", peer.port), ua_port(ua))
+    cancel = await peer.recv_request("CANCEL", timeout=2)  # Timer C's job (RFC 3261 §16.6)
+    await peer.send(make_response(cancel, 200, to_tag="r"), ua_port(ua))
+    await peer.send(reply(sent, 487, "r", peer.port), ua_port(ua))
+    assert (await client.final(timeout=2)).status == 487
