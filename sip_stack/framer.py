@@ -44,7 +44,7 @@ FramerEvent = Request | Response | KeepAlive | InvalidMessage
 class StreamFramer:
     """Splits a byte stream into SIP messages (one per connection)."""
 
-    __slots__ = ("_buffer", "_max_body", "_max_header", "_scanned")
+    __slots__ = ("_buffer", "_failed", "_max_body", "_max_header", "_scanned")
 
     def __init__(self, *, max_header: int = MAX_HEADER_SECTION_SIZE, max_body: int = MAX_BODY_SIZE) -> None:
         self._buffer = bytearray()
@@ -53,6 +53,9 @@ class StreamFramer:
         # How far the current message's header section was already searched for the blank line, so
         # that a message arriving a byte at a time costs linear, not quadratic, time.
         self._scanned = 0
+        # Framing lost after complete messages in the same read: those are returned first, and
+        # the error is raised on the next call.
+        self._failed: ParseError | None = None
 
     @property
     def buffered(self) -> int:
@@ -61,9 +64,20 @@ class StreamFramer:
 
     def feed(self, data: bytes) -> list[FramerEvent]:
         """Add received bytes; return every event they complete. Raises ParseError if framing is lost."""
+        if self._failed is not None:
+            raise self._failed
         buf = self._buffer
         buf += data
         events: list[FramerEvent] = []
+        try:
+            self._frame(buf, events)
+        except ParseError as exc:
+            if not events:
+                raise
+            self._failed = exc
+        return events
+
+    def _frame(self, buf: bytearray, events: list[FramerEvent]) -> None:
         while buf:
             # Keep-alives between messages: CRLFCRLF is a ping, a lone CRLF is a pong (ignored).
             if buf[:2] == b"\r\n":
@@ -111,7 +125,6 @@ class StreamFramer:
                 events.append(InvalidMessage(ParseError(f"unparseable message ({exc!r})"), message))
         if len(buf) > self._max_header + self._max_body + MAX_KEEPALIVE_BYTES:
             raise ParseError("stream buffer limit exceeded", 413)
-        return events
 
     def _content_length(self, head: bytes) -> int:
         values = {m.group(1).strip(b" \t") for m in _CONTENT_LENGTH.finditer(head)}

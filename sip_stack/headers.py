@@ -9,6 +9,7 @@ and Date and Retry-After carry commas inside one value.
 
 from __future__ import annotations
 
+import re
 from typing import Final
 
 from .errors import ParseError
@@ -250,12 +251,23 @@ def parse_params(text: str, header: str = "header") -> Params:
             val = val.strip(_WS)
             if not val:
                 raise ParseError(f"parameter {name} in {header} has '=' but no value")
+            if val[0] == '"':
+                if read_quoted(val, 0, header) != len(val):
+                    raise ParseError(f"junk after the quoted value of {name} in {header}")
+            elif _STRUCTURAL.search(val) is not None:
+                # gen-value = token / host / quoted-string (§25.1). Peers put '@' or '/' in values,
+                # which we let pass; what would change the header's structure (LWS, a comma, <>,
+                # a stray quote) must be quoted.
+                raise ParseError(f"parameter {name} in {header} has an unquoted value {val[:40]!r}")
             params.append((name, val))
         else:
             params.append((name, None))
     if len(params) > MAX_HEADER_VALUES:
         raise ParseError(f"too many parameters in {header}")
     return tuple(params)
+
+
+_STRUCTURAL: Final = re.compile(r'[\s,<>"\\]')
 
 
 def find_param(params: Params, name: str) -> str | None:

@@ -195,10 +195,10 @@ class Message:
     code that builds messages to send, and drop the cached typed values they affect.
     """
 
-    __slots__ = ("_cache", "_fields", "_index", "_wire_fields", "body", "version")
+    __slots__ = ("_body", "_cache", "_fields", "_index", "_wire_fields", "version")
 
     version: str
-    body: bytes
+    _body: bytes
     _fields: list[Field]
     _index: dict[str, list[int]]
     _cache: dict[str, Any]
@@ -208,11 +208,20 @@ class Message:
 
     def __init__(self, fields: list[Field], body: bytes, version: str = SIP_VERSION) -> None:
         self.version = version
-        self.body = body
+        self._body = body
         self._fields = fields
         self._cache = {}
         self._index = _build_index(fields)
         self._wire_fields = None
+
+    @property
+    def body(self) -> bytes:
+        return self._body
+
+    @body.setter
+    def body(self, value: bytes) -> None:
+        """Setting the body keeps Content-Length true (use :meth:`set_body` to set its type too)."""
+        self.set_body(value, None if not value else (self.header("content-type") or None))
 
     # ------------------------------------------------------------------ raw header access
 
@@ -312,7 +321,7 @@ class Message:
 
     def set_body(self, body: bytes, content_type: str | None = None) -> None:
         """Replace the body and keep Content-Length (and Content-Type when given) in step."""
-        self.body = body
+        self._body = body
         self.set_header("Content-Length", str(len(body)))
         if content_type is not None:
             self.set_header("Content-Type", content_type)
@@ -327,12 +336,12 @@ class Message:
         wire = self._wire_fields
         if wire is not None:
             if not wire:
-                return self._start_line() + b"\r\n\r\n" + self.body
-            return b"".join((self._start_line(), _CRLF, wire, b"\r\n\r\n", self.body))
+                return self._start_line() + b"\r\n\r\n" + self._body
+            return b"".join((self._start_line(), _CRLF, wire, b"\r\n\r\n", self._body))
         parts = [self._start_line()]
         parts.extend(f[3] for f in self._fields)
         parts.append(b"")
-        return _CRLF.join(parts) + _CRLF + self.body
+        return _CRLF.join(parts) + _CRLF + self._body
 
     def __bytes__(self) -> bytes:
         return self.serialize()
@@ -632,7 +641,7 @@ class Response(Message):
     ) -> Response:
         if not 100 <= status <= 699:
             raise LocalProtocolError(f"status code out of range: {status}")
-        return cls(status, reason or reason_phrase(status), _build_fields(headers, body), body)
+        return cls(status, _check_reason(reason or reason_phrase(status)), _build_fields(headers, body), body)
 
     @property
     def is_request(self) -> bool:
@@ -679,6 +688,12 @@ def _build_index(fields: list[Field]) -> dict[str, list[int]]:
     return index
 
 
+def _check_reason(reason: str) -> str:
+    if "\r" in reason or "\n" in reason:
+        raise LocalProtocolError("a reason phrase may not contain CR or LF")
+    return reason
+
+
 def make_response(
     request: Request,
     status: int,
@@ -698,6 +713,10 @@ def make_response(
     """
     if not 100 <= status <= 699:
         raise LocalProtocolError(f"status code out of range: {status}")
+    if reason is not None:
+        _check_reason(reason)
+    if to_tag is not None and not is_token(to_tag):
+        raise LocalProtocolError(f"a tag must be a token: {to_tag!r}")
     fields: list[Field] = []
     src = request._fields
     index = request._index
@@ -728,6 +747,15 @@ def _safe_reason(reason: str) -> str:
     return "".join(c if " " <= c <= "~" else "?" for c in reason)[:200]
 
 
+def _to_has_no_tag(to: bytes) -> bool:
+    """Whether a raw To value lacks a tag; when it does not parse, read it as tagless (the reply
+    then carries one, which a peer can always match)."""
+    try:
+        return NameAddr.parse(_decode(to.strip(_WS_BYTES)), "To").tag is None
+    except ParseError:
+        return b";tag=" not in to.replace(b" ", b"").lower()
+
+
 def stateless_reply(error: ParseError, *, server: str | None = None) -> bytes | None:
     """The bytes of a stateless reply to a request that failed to parse, or None when the request
     cannot be answered (a response, or a request whose Via/From/To/Call-ID/CSeq were not readable).
@@ -745,7 +773,7 @@ def stateless_reply(error: ParseError, *, server: str | None = None) -> bytes | 
         lines.append(b"From: " + info.from_)
     if info.to is not None:
         to = info.to
-        if b";tag=" not in to.replace(b" ", b"").lower() and error.status > 100:
+        if _to_has_no_tag(to) and error.status > 100:
             to = to + b";tag=" + digest.hexdigest()[:16].encode()
         lines.append(b"To: " + to)
     for name, value in ((b"Call-ID: ", info.call_id), (b"CSeq: ", info.cseq)):
@@ -780,11 +808,11 @@ def parse(data: bytes) -> Request | Response:
 
 def _parse(data: bytes, *, stream: bool) -> Request | Response:
     head_end = data.find(b"\r\n\r\n")
-    if head_end >= 0:
+    lf_end = data.find(b"\n\n", 0, head_end if head_end >= 0 else len(data))
+    if head_end >= 0 and not (0 <= lf_end < head_end and b"\r\n" not in data[:lf_end]):
         body_start = head_end + 4
         lf_only = False
     else:
-        lf_end = data.find(b"\n\n")
         if lf_end >= 0 and b"\r\n" not in data[:lf_end]:
             # Bare-LF messages from broken UAs: accept, as the robustness principle asks.
             head_end, body_start, lf_only = lf_end, lf_end + 2, True
@@ -1034,7 +1062,7 @@ def _finish_request(
             raise ParseError("Request-URI is malformed (RFC 3261 §7.1 forbids <> and LWS)")
         req = Request.__new__(Request)
         req.version = SIP_VERSION
-        req.body = _body(fields, index, data, body_start, stream)
+        req._body = _body(fields, index, data, body_start, stream)
         req._fields = fields
         req._cache = {}
         req._index = index
@@ -1052,7 +1080,8 @@ def _finish_request(
         return req
     except ParseError as exc:
         exc.is_request = True
-        if exc.reply_info is None:
+        # RFC 3261 §17.1.1.3, §17.2.1: an ACK is never answered, not even a malformed one.
+        if exc.reply_info is None and method != "ACK":
             exc.reply_info = _reply_info(fields, index, method)
         raise
 
@@ -1074,7 +1103,7 @@ def _finish_response(
             raise ParseError(f"status code is not 100-699: {_decode(code_b[:20])!r}")
         resp = Response.__new__(Response)
         resp.version = SIP_VERSION
-        resp.body = _body(fields, index, data, body_start, stream)
+        resp._body = _body(fields, index, data, body_start, stream)
         resp._fields = fields
         resp._cache = {}
         resp._index = index

@@ -323,7 +323,7 @@ class Contact(msgspec.Struct, frozen=True):
         value = self.address.param("q")
         if value is None:
             return None
-        if not re.fullmatch(r"0(\.\d{0,3})?|1(\.0{0,3})?", value):
+        if not re.fullmatch(r"0(\.[0-9]{0,3})?|1(\.0{0,3})?", value):
             raise ParseError(f"Contact q is not a qvalue: {value[:20]!r}")
         return float(value)
 
@@ -342,7 +342,8 @@ class CSeq(msgspec.Struct, frozen=True):
 
     @classmethod
     def parse(cls, text: str) -> CSeq:
-        parts = text.split()
+        # LWS is SP and HTAB only (RFC 3261 §25.1); str.split() would also split on NBSP, U+2028 ...
+        parts = [p for p in text.replace("\t", " ").split(" ") if p]
         if len(parts) != 2:
             raise ParseError(f"CSeq must be 'number method': {text[:60]!r}")
         number, method = parts
@@ -449,7 +450,7 @@ class RetryAfter(msgspec.Struct, frozen=True):
         rest = text[i:].lstrip(_WS)
         comment = None
         if rest.startswith("("):
-            end = rest.rfind(")")
+            end = rest.find(")")
             if end < 0:
                 raise ParseError("Retry-After comment has no ')'")
             comment = rest[1:end]

@@ -112,3 +112,12 @@ def test_garbage_stream_raises_only_parse_error() -> None:
     events = framer.feed(b"\x00\xff garbage\r\nContent-Length: 0\r\n\r\n")
     assert len(events) == 1
     assert isinstance(events[0], InvalidMessage)
+
+
+def test_messages_framed_before_lost_framing_are_delivered_first() -> None:
+    framer = StreamFramer()
+    events = framer.feed(BYE + options().replace(b"Content-Length: 0\r\n", b""))
+    assert [type(e).__name__ for e in events] == ["Request"]
+    with pytest.raises(ParseError) as info:
+        framer.feed(b"")
+    assert "Content-Length is required" in info.value.reason

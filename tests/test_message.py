@@ -421,3 +421,72 @@ def test_serialize_follows_start_line_and_header_changes() -> None:
     resp = parse_response(OK_200)
     resp.status, resp.reason_phrase = 202, "Accepted"
     assert resp.serialize().startswith(b"SIP/2.0 202 Accepted\r\n")
+
+
+def test_a_malformed_ack_is_never_answered() -> None:
+    data = options().replace(b"OPTIONS", b"ACK").replace(b"Max-Forwards: 70", b"Max-Forwards: abc")
+    with pytest.raises(ParseError) as info:
+        parse(data)
+    assert info.value.is_request and not info.value.can_reply  # RFC 3261 §17.2.1
+    assert stateless_reply(info.value) is None
+
+
+def test_builders_refuse_header_injection() -> None:
+    req = parse_request(options())
+    with pytest.raises(LocalProtocolError):
+        make_response(req, 403, "Forbidden\r\nX-Injected: 1", to_tag="t")
+    with pytest.raises(LocalProtocolError):
+        Response.build(200, [("Call-ID", "x")], reason="OK\r\n\r\nBODY")
+    with pytest.raises(LocalProtocolError):
+        make_response(req, 200, to_tag="a;b=c, <sip:evil>")
+
+
+def test_stateless_reply_adds_a_tag_when_tag_only_looks_present() -> None:
+    for to in (b"<sip:bob@example.com;tag=x>", b'"a;tag=b" <sip:bob@example.com>'):
+        bad = (
+            options()
+            .replace(b"To: <sip:127.0.0.1:5060>", b"To: " + to)
+            .replace(b"CSeq: 1 OPTIONS", b"CSeq: 1 INVITE")
+        )
+        with pytest.raises(ParseError) as info:
+            parse(bad)
+        wire = stateless_reply(info.value)
+        assert wire is not None
+        reply = parse_response(wire)
+        assert reply.to.tag is not None and reply.to.tag not in ("x", "b")
+
+
+@pytest.mark.parametrize(
+    "header,accessor",
+    [
+        (b"To: <sip:127.0.0.1>;tag=a;b=c, <sip:evil>\r\n", "to"),
+        (b"Contact: <sip:a@b>;x=a b\r\n", "contact"),
+        (b"CSeq: 1\xc2\xa0OPTIONS\r\n", "cseq"),
+        (b"Contact: <sip:a@b>;q=0.\xd9\xa3\r\n", "contact"),
+    ],
+)
+def test_values_outside_the_grammar_are_rejected(header: bytes, accessor: str) -> None:
+    name = header.split(b":")[0]
+    base = b"\r\n".join(ln for ln in options().split(b"\r\n") if not ln.startswith(name + b":"))
+    data = base.replace(b"Content-Length: 0", header.rstrip(b"\r\n") + b"\r\nContent-Length: 0")
+    with pytest.raises(ParseError):
+        getattr(parse(data), accessor)
+
+
+def test_retry_after_comment_ends_at_its_parenthesis() -> None:
+    ra = parse_request(options(extra=b"Retry-After: 120 (busy) ;duration=60\r\n")).retry_after
+    assert ra is not None and (ra.comment, ra.duration) == ("busy", 60)
+
+
+def test_setting_the_body_keeps_content_length_true() -> None:
+    req = parse_request(options())
+    req.body = b"hello"
+    again = parse_request(req.serialize())
+    assert again.body == b"hello" and again.header("content-length") == "5"
+
+
+def test_lf_only_headers_with_a_blank_line_inside_a_crlf_body() -> None:
+    body = b"line1\r\n\r\nline3\r\n"
+    head = options().split(b"\r\n\r\n")[0].replace(b"Content-Length: 0", b"Content-Length: %d" % len(body))
+    msg = parse_request(head.replace(b"\r\n", b"\n") + b"\n\n" + body)
+    assert msg.body == body
