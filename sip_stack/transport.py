@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import ipaddress
 import itertools
 import logging
@@ -127,6 +128,7 @@ class TransportConfigError(ValueError):
 # ================================================================================ values
 
 
+@functools.lru_cache(maxsize=4096)  # per message on the send path; peers are few, and it is bounded
 def _ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     """The IP address a host text holds (brackets and an IPv6 zone allowed), or None for a name."""
     text = host[1:-1] if host[:1] == "[" and host[-1:] == "]" else host

@@ -217,7 +217,7 @@ class UserAgent:
         self._incoming: dict[int, IncomingRequest] = {}
         self._outgoing: dict[int, ClientRequest] = {}
         self._dialog_heap: list[tuple[float, int, Dialog]] = []
-        self._answer_heap: list[tuple[float, int, ServerTransaction]] = []
+        self._answer_heap: list[tuple[float, int, int]] = []
         self._reliable_owner: dict[int, IncomingRequest] = {}
         self.locator: ServerLocator | None = (
             None  # RFC 3263, made on first use  # dialog id → INVITE with a reliable 1xx out
@@ -562,7 +562,8 @@ class UserAgent:
         # If the application never answers, answer for it (RFC 3261 §16.6 Timer C for INVITE;
         # 64*T1 for others, after which the client has given up anyway).
         wait = self.invite_answer_timeout if request.method == "INVITE" else self.timers.timer_f
-        heapq.heappush(self._answer_heap, (self.clock() + wait, next(self._seq), event.transaction))
+        # Only the id: the heap must not keep an answered request alive for 180 s.
+        heapq.heappush(self._answer_heap, (self.clock() + wait, next(self._seq), id(event.transaction)))
         if request.method == "BYE" and dialog is not None:
             self._end_dialog(dialog, "BYE received")
         handler = self.on_request
@@ -906,10 +907,11 @@ class UserAgent:
         now = self.clock()
         self.transactions.on_timer(now)
         while self._answer_heap and self._answer_heap[0][0] <= now:
-            _, _, txn = heapq.heappop(self._answer_heap)
-            if id(txn) in self._incoming:
-                logger.warning("no answer from the application to %s: 500", txn.request.method)
-                self._answer_if_unanswered(txn, 500, "No answer from the application")
+            _, _, txn_id = heapq.heappop(self._answer_heap)
+            pending = self._incoming.get(txn_id)
+            if pending is not None:
+                logger.warning("no answer from the application to %s: 500", pending.method)
+                self._answer_if_unanswered(pending.transaction, 500, "No answer from the application")
         while self._dialog_heap and self._dialog_heap[0][0] <= now:
             _, _, dialog = heapq.heappop(self._dialog_heap)
             if dialog.deadline is None or dialog not in self.dialogs:
