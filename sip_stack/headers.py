@@ -240,6 +240,9 @@ def parse_params(text: str, header: str = "header") -> Params:
     (quotes included) so that a value passes through unchanged.
     """
     params: list[tuple[str, str | None]] = []
+    # One scan of the whole text settles the common case; values are looked at one by one only
+    # when something that needs quoting (or LWS around ';' and '=') is there.
+    plain = _STRUCTURAL.search(text) is None
     for raw in split_params(text, header):
         name, eq, val = raw.partition("=")
         name = name.strip(_WS)
@@ -247,7 +250,11 @@ def parse_params(text: str, header: str = "header") -> Params:
             if not name:
                 raise ParseError(f"empty parameter in {header}")
             raise ParseError(f"bad parameter name in {header}: {name[:40]!r}")
-        if eq:
+        if eq and plain:
+            if not val:
+                raise ParseError(f"parameter {name} in {header} has '=' but no value")
+            params.append((name, val))
+        elif eq:
             val = val.strip(_WS)
             if not val:
                 raise ParseError(f"parameter {name} in {header} has '=' but no value")

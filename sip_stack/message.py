@@ -808,37 +808,31 @@ def parse(data: bytes) -> Request | Response:
 
 def _parse(data: bytes, *, stream: bool) -> Request | Response:
     head_end = data.find(b"\r\n\r\n")
-    lf_end = data.find(b"\n\n", 0, head_end if head_end >= 0 else len(data))
-    if head_end >= 0 and not (0 <= lf_end < head_end and b"\r\n" not in data[:lf_end]):
+    lf_only = False
+    if head_end >= 0:
         body_start = head_end + 4
-        lf_only = False
     else:
-        if lf_end >= 0 and b"\r\n" not in data[:lf_end]:
-            # Bare-LF messages from broken UAs: accept, as the robustness principle asks.
-            head_end, body_start, lf_only = lf_end, lf_end + 2, True
-        else:
-            # A datagram that ends without the blank line (RFC 4475 baddn, inv2543): the end of
-            # the datagram ends the header section.
-            head_end = len(data)
-            while data.endswith(b"\r\n", 0, head_end):
-                head_end -= 2
-            body_start = len(data)
-            lf_only = False
+        head_end, body_start, lf_only = _head_without_crlf_blank_line(data)
     if head_end > MAX_HEADER_SECTION_SIZE:
         raise ParseError(f"header section exceeds {MAX_HEADER_SECTION_SIZE} bytes", 513)
     head = data[:head_end]
+    if not lf_only:
+        lines = head.split(_CRLF)
+        folded = _FOLD.search(head) is not None
+        if head.count(b"\r") != len(lines) - 1 or head.count(b"\n") != len(lines) - 1:
+            # A bare CR or LF: either a bare-LF header section whose body holds a CRLF blank line,
+            # or a CR/LF inside a value, which RFC 3261 §7.3.1 forbids (a peer's parser would see
+            # two headers where we see one). Only this rare case pays for looking further.
+            lf_end = data.find(b"\n\n", 0, head_end)
+            if lf_end < 0 or b"\r\n" in data[:lf_end]:
+                raise ParseError("bare CR or LF inside the header section")
+            head_end, body_start, lf_only = lf_end, lf_end + 2, True
+            head = data[:head_end]
     if lf_only:
         lines = [line.rstrip(b"\r") for line in head.split(b"\n")]
         folded = True
         if any(b"\r" in line for line in lines):
             raise ParseError("bare CR inside the header section")
-    else:
-        lines = head.split(_CRLF)
-        folded = _FOLD.search(head) is not None
-        if head.count(b"\r") != len(lines) - 1 or head.count(b"\n") != len(lines) - 1:
-            # A CR or LF inside a line (RFC 3261 §7.3.1 allows neither in a value): such a value
-            # could never be sent on, and would split into two headers in a peer's parser.
-            raise ParseError("bare CR or LF inside the header section")
     start = lines[0]
     if not start:
         raise ParseError("empty start line")
@@ -860,6 +854,20 @@ def _parse(data: bytes, *, stream: bool) -> Request | Response:
         msg = _finish_request(start, fields, index, data, body_start, stream)
     msg._wire_fields = None if lf_only else head[len(start) + 2 :]
     return msg
+
+
+def _head_without_crlf_blank_line(data: bytes) -> tuple[int, int, bool]:
+    """(end of the header section, start of the body, bare-LF?) when there is no CRLF CRLF."""
+    lf_end = data.find(b"\n\n")
+    if lf_end >= 0 and b"\r\n" not in data[:lf_end]:
+        # Bare-LF messages from broken UAs: accept, as the robustness principle asks.
+        return lf_end, lf_end + 2, True
+    # A datagram that ends without the blank line (RFC 4475 baddn, inv2543): the end of the
+    # datagram ends the header section.
+    head_end = len(data)
+    while data.endswith(b"\r\n", 0, head_end):
+        head_end -= 2
+    return head_end, len(data), False
 
 
 def _add_field(line: bytes, raw: bytes, fields: list[Field], index: dict[str, list[int]]) -> None:

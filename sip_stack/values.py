@@ -343,7 +343,9 @@ class CSeq(msgspec.Struct, frozen=True):
     @classmethod
     def parse(cls, text: str) -> CSeq:
         # LWS is SP and HTAB only (RFC 3261 §25.1); str.split() would also split on NBSP, U+2028 ...
-        parts = [p for p in text.replace("\t", " ").split(" ") if p]
+        parts = text.split(" ")
+        if len(parts) != 2 or not parts[0] or not parts[1]:
+            parts = [p for p in text.replace("\t", " ").split(" ") if p]
         if len(parts) != 2:
             raise ParseError(f"CSeq must be 'number method': {text[:60]!r}")
         number, method = parts
