@@ -998,11 +998,21 @@ def _validate(msg: Message, fields: list[Field], index: dict[str, list[int]]) ->
     ):
         _missing_or_repeated(index)
     cache = msg._cache
-    cache["top_via"] = _parse_top_via(msg)
-    cache["from"] = NameAddr.parse(_value(fields[from_at[0]]), "From")
-    cache["to"] = NameAddr.parse(_value(fields[to_at[0]]), "To")
-    cache["call-id"] = _check_call_id(_value(fields[call_id_at[0]]))
-    cache["cseq"] = CSeq.parse(_value(fields[cseq_at[0]]))
+    via_at = get("via")
+    if not via_at:
+        raise ParseError("missing Via header")
+    # _value() inlined: this runs for every message.
+    ws = _WS_BYTES
+    via = fields[via_at[0]][2].strip(ws).decode("utf-8", "surrogateescape")
+    if "," in via:
+        via = split_list(via, "Via")[0]
+    if not via:
+        raise ParseError("empty value in Via")
+    cache["top_via"] = Via.parse(via)
+    cache["from"] = NameAddr.parse(fields[from_at[0]][2].strip(ws).decode("utf-8", "surrogateescape"), "From")
+    cache["to"] = NameAddr.parse(fields[to_at[0]][2].strip(ws).decode("utf-8", "surrogateescape"), "To")
+    cache["call-id"] = _check_call_id(fields[call_id_at[0]][2].strip(ws).decode("utf-8", "surrogateescape"))
+    cache["cseq"] = CSeq.parse(fields[cseq_at[0]][2].strip(ws).decode("utf-8", "surrogateescape"))
     for key in _OTHER_SINGLE_HEADERS:
         positions = get(key)
         if positions is not None and len(positions) > 1:
