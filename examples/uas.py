@@ -49,10 +49,8 @@ CODECS = (("PCMU", 8000), ("PCMA", 8000))
 class Call:
     call_id: str
     caller: str
-    started: float
     answered: float | None = None
     rtp_port: int = 0
-    sdp_version: int = 0
 
 
 class ExampleUas:
@@ -116,7 +114,7 @@ class ExampleUas:
         if timer is not None and not isinstance(timer, SessionTimer):
             incoming.respond(422, headers=[("Min-SE", str(self.min_se))])
             return
-        call = Call(request.call_id, str(request.from_.uri_text), time.monotonic(), rtp_port=next(self.ports))
+        call = Call(request.call_id, str(request.from_.uri_text), rtp_port=next(self.ports))
         answer = self.answer_sdp(incoming, call)
         if answer is None:
             return
@@ -150,7 +148,6 @@ class ExampleUas:
             return None
         try:
             offer = parse_sdp(request.body)
-            call.sdp_version += 1
             origin = Origin.for_address(self.host, abs(hash(call.call_id)) % 10**9)
             answer = build_answer(offer, codecs=CODECS, address=self.host, port=call.rtp_port, origin=origin)
         except SdpError as exc:

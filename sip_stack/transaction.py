@@ -314,7 +314,6 @@ class Transaction:
         self._table = TABLES[self.kind]
         # timer name → (fire time, interval of the next firing for doubling timers)
         self._pending: dict[Input, tuple[float, float]] = {}
-        self.violations = 0
 
     # -- timers ----------------------------------------------------------------------------------
 
@@ -354,7 +353,6 @@ class Transaction:
                 # A timer of a state we have left: drop it (leaving the state stops it).
                 self._pending.pop(event, None)
                 return []
-            self.violations += 1
             logger.debug("%s %s: no transition for %s in %s", self.kind.value, self.key, event, self.state)
             return [ProtocolViolation(self.state, event)]
         do, next_state = entry

@@ -464,8 +464,7 @@ def test_zeromf_max_forwards_zero() -> None:
 def test_cparam01_parameter_belongs_to_the_header() -> None:
     (contact,) = req("cparam01.dat").contact
     assert contact.address is not None
-    assert contact.address.param("unknownparam") is None or contact.address.params
-    assert "unknownparam" in {k for k, _ in contact.address.params}
+    assert ("unknownparam", None) in contact.address.params  # a header param with no value
     assert not sip_uri(contact.address.uri).has_param("unknownparam")
 
 
