@@ -300,13 +300,21 @@ class Transaction:
 
     Subclasses differ only in which table they use and what their actions send; the table decides.
     ``deadline`` is the earliest pending timer or None.
+
+    ``request`` is the parsed request until the transaction has its final response, then None: over
+    UDP a finished transaction lingers for 32 s (Timers D, J, K, L, M) to absorb retransmissions,
+    and what it needs for that is bytes and a few facts, not a tree of parsed headers. At a thousand
+    calls a second, keeping the trees alive meant over a million objects for the garbage collector
+    to walk, and pauses of most of a second.
     """
+
+    __slots__ = ("_pending", "_table", "key", "method", "reliable", "request", "state", "timers")
 
     kind: Kind
 
     def __init__(self, key: object, request: Request, *, reliable: bool, timers: TimerConfig) -> None:
         self.key = key
-        self.request = request
+        self.request: Request | None = request
         self.method = request.method
         self.reliable = reliable
         self.timers = timers
@@ -416,11 +424,17 @@ def response_input(status: int) -> Input:
 class ClientTransaction(Transaction):
     """Common part of the client machines: the request bytes and the responses coming back."""
 
+    __slots__ = ("ack_wire", "wire")
+
     def __init__(self, key: object, request: Request, *, reliable: bool, timers: TimerConfig) -> None:
         super().__init__(key, request, reliable=reliable, timers=timers)
         self.wire = request.serialize()
-        self.last_response: Response | None = None
         self.ack_wire: bytes | None = None
+
+    def _final(self) -> None:
+        """A final response arrived: nothing is retransmitted any more but the ACK to a non-2xx."""
+        self.request = None
+        self.wire = b""
 
     def receive_response(self, response: Response, now: float) -> list[Action]:
         """A response that matched this transaction (RFC 3261 §17.1.3)."""
@@ -429,6 +443,8 @@ class ClientTransaction(Transaction):
 
 class InviteClientTransaction(ClientTransaction):
     """RFC 3261 §17.1.1 with RFC 6026 §7.2."""
+
+    __slots__ = ()
 
     kind = Kind.INVITE_CLIENT
 
@@ -460,12 +476,13 @@ class InviteClientTransaction(ClientTransaction):
             return [Transmit(self.wire)]
         if do is Do.PASS_UP:
             assert isinstance(message, Response)
-            self.last_response = message
+            if event is Input.RESPONSE_2XX:
+                self._final()
             return [PassResponse(message)]
         if do is Do.PASS_UP_AND_ACK:
-            assert isinstance(message, Response)
-            self.last_response = message
+            assert isinstance(message, Response) and self.request is not None
             self.ack_wire = build_non_2xx_ack(self.request, message).serialize()
+            self._final()
             # The ACK goes out first: whatever the TU does next (a retry with credentials, the next
             # gateway) must not overtake it on the wire.
             return [Transmit(self.ack_wire), PassResponse(message)]
@@ -480,6 +497,8 @@ class InviteClientTransaction(ClientTransaction):
 
 class NonInviteClientTransaction(ClientTransaction):
     """RFC 3261 §17.1.2."""
+
+    __slots__ = ()
 
     kind = Kind.NON_INVITE_CLIENT
 
@@ -504,7 +523,8 @@ class NonInviteClientTransaction(ClientTransaction):
             return [Transmit(self.wire)]
         if do is Do.PASS_UP:
             assert isinstance(message, Response)
-            self.last_response = message
+            if event is Input.RESPONSE_FINAL or event is Input.RESPONSE_2XX:
+                self._final()
             return [PassResponse(message)]
         if do is Do.TIMEOUT:
             return [TimedOut("F")]
@@ -514,12 +534,27 @@ class NonInviteClientTransaction(ClientTransaction):
 
 
 class ServerTransaction(Transaction):
-    """Common part of the server machines: the TU's responses and the request's retransmissions."""
+    """Common part of the server machines: the TU's responses and the request's retransmissions.
+
+    What outlives the parsed request (see Transaction): the request's Call-ID, From tag and CSeq
+    number, the status and To tag of the latest response, and that response's bytes.
+    """
+
+    __slots__ = ("call_id", "cseq", "from_tag", "last_status", "last_wire", "to_tag")
 
     def __init__(self, key: object, request: Request, *, reliable: bool, timers: TimerConfig) -> None:
         super().__init__(key, request, reliable=reliable, timers=timers)
-        self.last_response: Response | None = None
+        self.call_id = request.call_id
+        self.from_tag = request.from_.tag or ""
+        self.cseq = request.cseq.seq
+        self.last_status: int | None = None
+        self.to_tag: str | None = None
         self.last_wire: bytes | None = None
+
+    @property
+    def answered(self) -> bool:
+        """A final response has been sent."""
+        return self.last_status is not None and self.last_status >= 200
 
     def receive_request(self, request: Request, now: float) -> list[Action]:
         """A retransmission of the request, or (INVITE) the ACK, that matched this transaction."""
@@ -533,16 +568,26 @@ class ServerTransaction(Transaction):
         return self._input(event, now, message=response)
 
     def _send(self, response: Response) -> list[Action]:
-        self.last_response = response
+        status = response.status
+        if status > 100:
+            self.to_tag = response.to.tag
+        self.last_status = status
         self.last_wire = response.serialize()
+        if status >= 200:
+            self.request = None
         return [Transmit(self.last_wire)]
 
 
 class InviteServerTransaction(ServerTransaction):
     """RFC 3261 §17.2.1 with RFC 6026 §7.1; sends 100 Trying itself when the TU is slow."""
 
+    __slots__ = ("acked",)
+
     kind = Kind.INVITE_SERVER
-    acked = False
+
+    def __init__(self, key: object, request: Request, *, reliable: bool, timers: TimerConfig) -> None:
+        super().__init__(key, request, reliable=reliable, timers=timers)
+        self.acked = False
 
     def start(self, now: float) -> list[Action]:
         self._arm(Input.TIMER_TRYING, now, self.timers.trying)
@@ -581,7 +626,7 @@ class InviteServerTransaction(ServerTransaction):
             return [Transmit(self.last_wire)] if self.last_wire is not None else []
         if do is Do.SEND_TRYING:
             self._stop(Input.TIMER_TRYING)
-            if self.last_response is None:
+            if self.last_status is None and self.request is not None:
                 return self._send(make_response(self.request, 100))
             return []
         if do is Do.PASS_ACK_UP:
@@ -600,6 +645,8 @@ class InviteServerTransaction(ServerTransaction):
 
 class NonInviteServerTransaction(ServerTransaction):
     """RFC 3261 §17.2.2."""
+
+    __slots__ = ()
 
     kind = Kind.NON_INVITE_SERVER
 

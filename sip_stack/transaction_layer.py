@@ -388,14 +388,17 @@ class TransactionLayer:
         accepted = self._accepted.get((request.call_id, request.to.tag or "")) if request.to.tag else None
         if accepted is not None and request.method != "ACK":
             invite = accepted.transaction
-            if isinstance(invite, InviteServerTransaction) and request.cseq.seq > invite.request.cseq.seq:
+            if isinstance(invite, InviteServerTransaction) and request.cseq.seq > invite.cseq:
                 invite.delivered()
         if request.method == "ACK":
-            if accepted is not None and accepted.transaction.request.cseq.seq == request.cseq.seq:
+            to_2xx = accepted.transaction if accepted is not None else None
+            if (
+                accepted is not None
+                and isinstance(to_2xx, ServerTransaction)
+                and to_2xx.cseq == request.cseq.seq
+            ):
                 # The ACK to our 2xx (its own branch, RFC 3261 §13.2.2.4): stops the 2xx resends.
-                txn = accepted.transaction
-                assert isinstance(txn, ServerTransaction)
-                self._apply(accepted, txn.receive_request(request, now), now)
+                self._apply(accepted, to_2xx.receive_request(request, now), now)
                 return
             self.stats.stray_acks += 1
             self._out.append(AckReceived(request, peer))
@@ -449,20 +452,19 @@ class TransactionLayer:
         assert isinstance(invite_txn, InviteServerTransaction)
         # §9.2: the 200 to the CANCEL and the 487 to the INVITE carry the same To tag: the one the
         # INVITE's early dialog already has, else a new one.
-        previous = invite_txn.last_response
-        tag: str | None = previous.to.tag if previous is not None and previous.to.tag else self._tag_factory()
+        tag: str | None = invite_txn.to_tag or self._tag_factory()
         if cancel.to.tag is not None:
             tag = None
         ok = make_response(cancel, 200, to_tag=tag)
         self._apply(entry, cancel_txn.send_response(ok, now), now)
-        if invite_txn.state is State.PROCEEDING:
+        if invite_txn.state is State.PROCEEDING and invite_txn.request is not None:
             terminated = make_response(invite_txn.request, 487, to_tag=tag)
             self._apply(invite_entry, invite_txn.send_response(terminated, now), now)
             self._out.append(Cancelled(invite_txn, cancel))
 
     def _send_cancel(self, entry: _Entry, now: float) -> None:
         invite_txn = entry.transaction
-        assert isinstance(invite_txn, InviteClientTransaction)
+        assert isinstance(invite_txn, InviteClientTransaction) and invite_txn.request is not None
         self.request(build_cancel(invite_txn.request), entry.peer, reliable=invite_txn.reliable, now=now)
         invite_txn.cancelled(now)
         self._apply(entry, [], now)  # reschedule: Timer B now runs again

@@ -516,8 +516,7 @@ class UserAgent:
             self._answer_if_unanswered(event.transaction, 500, None)
 
     def _answer_if_unanswered(self, txn: ServerTransaction, status: int, reason: str | None) -> None:
-        last = txn.last_response
-        if last is not None and last.status >= 200:
+        if txn.answered:
             return
         incoming = self._incoming.get(id(txn))
         if incoming is not None:
@@ -527,9 +526,9 @@ class UserAgent:
             except (ParseError, LocalProtocolError):
                 pass
         request = txn.request
-        tag = (
-            None if request.to.tag is not None else (last.to.tag if last is not None else None) or make_tag()
-        )
+        if request is None:  # answered after all (the transaction releases the request then)
+            return
+        tag = None if request.to.tag is not None else txn.to_tag or make_tag()
         self._incoming.pop(id(txn), None)
         self.transactions.respond(txn, make_response(request, status, reason, to_tag=tag), self.clock())
 
@@ -579,7 +578,7 @@ class UserAgent:
             await result
         except Exception:
             logger.exception("request handler failed for %s", incoming.request.method)
-            if incoming.transaction.last_response is None or incoming.transaction.last_response.status < 200:
+            if not incoming.transaction.answered:
                 incoming.respond(500)
 
     def _respond(
@@ -593,8 +592,7 @@ class UserAgent:
         reliable: bool,
     ) -> Response:
         request = incoming.request
-        last = incoming.transaction.last_response
-        if incoming.transaction.terminated or (last is not None and last.status >= 200):
+        if incoming.transaction.terminated or incoming.transaction.answered:
             why = "cancelled (487 sent)" if incoming.cancelled.is_set() else "already answered"
             raise LocalProtocolError(f"{request.method} {why}: nothing sent")
         extra = list(headers)
@@ -817,10 +815,9 @@ class UserAgent:
             incoming = self._incoming.pop(id(txn), None)
             timer = event.timer if isinstance(event, TransactionTimeout) else "transport"
             dialog = incoming.dialog if incoming is not None else None
-            sent = txn.last_response if isinstance(txn, ServerTransaction) else None
-            if dialog is None and sent is not None and sent.to.tag is not None:
+            if dialog is None and isinstance(txn, ServerTransaction) and txn.to_tag is not None:
                 # Our answer carries our tag in To: that names the dialog it made (RFC 3261 §12.1.1).
-                dialog = self.dialogs.get(txn.request.call_id, sent.to.tag, txn.request.from_.tag or "")
+                dialog = self.dialogs.get(txn.call_id, txn.to_tag, txn.from_tag)
             if dialog is not None and timer == "L" and dialog in self.dialogs:
                 # RFC 3261 §13.3.1.4: a 2xx never ACKed: the session "SHOULD be terminated" by BYE.
                 bye = self.send_in_dialog(dialog, "BYE", headers=[("Reason", 'SIP;cause=408;text="No ACK"')])

@@ -3,9 +3,11 @@ rules the layer owns (CANCEL, merged requests, 416, stray 2xx and ACK, RFC 2543 
 
 from __future__ import annotations
 
+import gc
 import heapq
 import itertools
 import random
+import types
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -123,6 +125,7 @@ def run_calls(loss: float, duplicate: float, calls: int, seed: int) -> tuple[Uac
                     uac.outcomes[cid + "/bye"] = str(resp.status)
             elif isinstance(out, TransactionTimeout):
                 req = out.transaction.request
+                assert req is not None  # B and F only fire before a final response
                 uac.outcomes.setdefault(req.call_id + ("/bye" if req.method == "BYE" else ""), "timeout")
         for out in uas.layer.drain():
             if isinstance(out, Send):
@@ -461,3 +464,67 @@ def test_cancelled_invite_without_final_ends_after_64_t1() -> None:
     assert len(outcome) == 1 and outcome[0].timer == "B"
     assert now == pytest.approx(1.0 + 32.0)
     assert txn.terminated
+
+
+def _messages_reachable(root: object) -> list[object]:
+    """Every parsed or built SIP message reachable from ``root`` through its data (functions,
+    classes and modules are not followed: they reach everything)."""
+    seen: set[int] = set()
+    found: list[object] = []
+    stack = [root]
+    while stack:
+        obj = stack.pop()
+        if id(obj) in seen or isinstance(obj, type | types.ModuleType | types.FunctionType):
+            continue
+        seen.add(id(obj))
+        if isinstance(obj, Request | Response):
+            found.append(obj)
+            continue
+        stack.extend(gc.get_referents(obj))
+    return found
+
+
+def test_finished_transactions_keep_bytes_not_parsed_messages() -> None:
+    """Over UDP a transaction lingers 32 s after its final response (Timers D, J, K, L); at a
+    thousand calls a second, parsed messages kept that long are over a million objects for the
+    garbage collector. What lingers is the wire bytes and the facts matching needs."""
+    uac, uas = TransactionLayer(), TransactionLayer(tag_factory=lambda: "uas-tag")
+
+    def exchange(now: float) -> list[object]:
+        events: list[object] = []
+        for _ in range(10):
+            moved = False
+            for src, dst, peer in ((uac, uas, "uac"), (uas, uac, "uas")):
+                for out in src.drain():
+                    if isinstance(out, Send):
+                        dst.receive(parse(out.data), peer, reliable=False, now=now)
+                        moved = True
+                    else:
+                        events.append(out)
+            if not moved:
+                break
+        return events
+
+    invite = request("INVITE", call_id="linger")
+    uac.request(invite, "uas", reliable=False, now=0.0)
+    (received,) = [e for e in exchange(0.0) if isinstance(e, RequestReceived)]
+    ok = make_response(received.request, 200, to_tag="uas-tag")
+    uas.respond(received.transaction, ok, 0.0)
+    assert any(isinstance(e, ResponseReceived) for e in exchange(0.0))
+    uas.receive(ack_for_2xx(invite, ok), "uac", reliable=False, now=0.01)
+    uac.request(request("BYE", call_id="linger", cseq=2, to_tag="uas-tag"), "uas", reliable=False, now=0.1)
+    (bye,) = [e for e in exchange(0.1) if isinstance(e, RequestReceived)]
+    uas.respond(bye.transaction, make_response(bye.request, 200), 0.1)
+    exchange(0.1)
+    bye_wire = bye.request.serialize()
+    del invite, received, ok, bye
+    assert uas.active == 2 and uac.active == 2  # each side: the INVITE (Accepted) and the BYE
+    assert _messages_reachable(uas) == [] and _messages_reachable(uac) == []
+    # ... and they still do their job: a retransmitted BYE gets the same 200 again, from bytes
+    uas.on_timer(20.0)
+    uas.receive(parse(bye_wire), "uac", reliable=False, now=20.0)
+    (resent,) = [parse(o.data) for o in uas.drain() if isinstance(o, Send)]
+    assert isinstance(resent, Response) and resent.status == 200 and resent.cseq.method == "BYE"
+    uas.on_timer(33.0)
+    uac.on_timer(33.0)
+    assert uas.active == uac.active == 0

@@ -317,19 +317,21 @@ TU_RESPONSES = {Input.TU_1XX: 180, Input.TU_2XX: 200, Input.TU_FINAL: 486}
 
 
 def feed(txn: Transaction, event: Input, now: float) -> list[Action]:
-    """Deliver ``event`` the way the layer would."""
+    """Deliver ``event`` the way the layer would. The transaction lets go of its request at the
+    final response, so the messages are built from a fresh one of the same method."""
+    request = invite() if txn.method == "INVITE" else opts()
     if event in NETWORK_RESPONSES:
         assert isinstance(txn, ClientTransaction)
-        return txn.receive_response(response(txn.request, NETWORK_RESPONSES[event]), now)
+        return txn.receive_response(response(request, NETWORK_RESPONSES[event]), now)
     if event in TU_RESPONSES:
         assert isinstance(txn, InviteServerTransaction | NonInviteServerTransaction)
-        return txn.send_response(response(txn.request, TU_RESPONSES[event]), now)
+        return txn.send_response(response(request, TU_RESPONSES[event]), now)
     if event is Input.REQUEST:
         assert isinstance(txn, InviteServerTransaction | NonInviteServerTransaction)
-        return txn.receive_request(txn.request, now)
+        return txn.receive_request(request, now)
     if event is Input.ACK:
         assert isinstance(txn, InviteServerTransaction | NonInviteServerTransaction)
-        return txn.receive_request(ack_for(txn.request), now)
+        return txn.receive_request(ack_for(request), now)
     if event is Input.TRANSPORT_ERROR:
         return txn.transport_error(now)
     return txn._input(event, now, fired_at=now)
