@@ -11,6 +11,7 @@ without regard to case (RFC 4855 §3) and the channel count is not compared. ``t
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator, Sequence
 from typing import TypeAlias
 
@@ -357,6 +358,7 @@ def _answer_media(
     )
 
 
+@functools.lru_cache(maxsize=256)  # the same few lists come in every call
 def _parse_events(text: str) -> frozenset[int]:
     """The event codes of a telephone-event fmtp such as ``0-15,66,70`` (RFC 4733 §2.4).
 

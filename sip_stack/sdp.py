@@ -34,6 +34,7 @@ Leniency, chosen for what carriers and WebRTC stacks really send:
 from __future__ import annotations
 
 import enum
+import re
 import string
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -120,9 +121,13 @@ def _line_error(number: int, line: str, what: str) -> SdpError:
     return SdpError(f"SDP line {number}: {what}: {_excerpt(line)}")
 
 
+# One token: no character str.split() would split at (re's \s for str is the same set).
+_TOKEN = re.compile(r"\S+")
+
+
 def _check_token(value: str, what: str) -> None:
     """Refuse a value that would not survive being written as one space-separated token."""
-    if not value or len(value.split()) != 1 or value.strip() != value:
+    if _TOKEN.fullmatch(value) is None:
         raise LocalProtocolError(f"SDP {what} must be one token without spaces: {value!r}")
 
 

@@ -19,7 +19,9 @@ import logging
 from dataclasses import dataclass
 from typing import Final
 
+from .errors import ParseError
 from .message import Request, Response, make_response
+from .values import NameAddr
 
 logger = logging.getLogger(__name__)
 
@@ -540,7 +542,7 @@ class ServerTransaction(Transaction):
     number, the status and To tag of the latest response, and that response's bytes.
     """
 
-    __slots__ = ("call_id", "cseq", "from_tag", "last_status", "last_wire", "to_tag")
+    __slots__ = ("_to_value", "call_id", "cseq", "from_tag", "last_status", "last_wire")
 
     def __init__(self, key: object, request: Request, *, reliable: bool, timers: TimerConfig) -> None:
         super().__init__(key, request, reliable=reliable, timers=timers)
@@ -548,8 +550,19 @@ class ServerTransaction(Transaction):
         self.from_tag = request.from_.tag or ""
         self.cseq = request.cseq.seq
         self.last_status: int | None = None
-        self.to_tag: str | None = None
+        self._to_value: str | None = None  # the To of our latest response, unparsed until asked for
         self.last_wire: bytes | None = None
+
+    @property
+    def to_tag(self) -> str | None:
+        """The To tag of our latest response: the dialog it made or would make (RFC 3261 §12.1.1).
+        Read rarely (a CANCEL, a timeout), so parsed then rather than for every response."""
+        if self._to_value is None:
+            return None
+        try:
+            return NameAddr.parse(self._to_value, "To").tag
+        except ParseError:
+            return None
 
     @property
     def answered(self) -> bool:
@@ -570,7 +583,7 @@ class ServerTransaction(Transaction):
     def _send(self, response: Response) -> list[Action]:
         status = response.status
         if status > 100:
-            self.to_tag = response.to.tag
+            self._to_value = response.header("to")
         self.last_status = status
         self.last_wire = response.serialize()
         if status >= 200:

@@ -99,6 +99,13 @@ DEFAULT_CONNECT_TIMEOUT: Final = 5.0
 #: each) in flight fit; a peer this far behind is stuck, and buffering more only grows our memory.
 DEFAULT_MAX_WRITE_BUFFER: Final = 1_048_576
 
+#: The receive buffer asked for on each UDP socket. Linux's default (212,992 bytes) holds only about
+#: a hundred small datagrams, because each one is charged its whole kernel buffer: at 3,000
+#: datagrams a second that is 40 ms, and one collector pause or busy burst longer than that drops
+#: INVITEs, which then cost a 500 ms retransmission each. 4 MiB holds over a second. The kernel
+#: clamps the request to ``net.core.rmem_max``; the effective size is in ``TransportStats``.
+UDP_RECEIVE_BUFFER: Final = 4 * 1024 * 1024
+
 #: How long :meth:`TransportLayer.close` waits for connections to close politely (TLS close_notify,
 #: TCP FIN after the write buffer drains) before it aborts them.
 CLOSE_GRACE: Final = 1.0
@@ -153,6 +160,12 @@ def _uri_host(host: str) -> str:
     """A host as written in a Via sent-by or a URI: IPv6 in brackets (RFC 3261 §25.1 IPv6reference)."""
     address = _ip(host)
     return f"[{address}]" if isinstance(address, ipaddress.IPv6Address) else host
+
+
+@functools.lru_cache(maxsize=4096)  # every datagram names one; peers are few, and it is bounded
+def _udp_address(host: str, port: int) -> Address:
+    """The (immutable, so shareable) Address of a UDP peer: one object per peer, not per datagram."""
+    return Address("udp", host, port)
 
 
 def _normalize_peer(host: str) -> str:
@@ -214,7 +227,8 @@ class Received:
 
 @dataclass(slots=True)
 class TransportStats:
-    """Counters of the transport layer, exported on /metrics. Monotonic except ``connections_open``."""
+    """Counters of the transport layer, exported on /metrics. Monotonic except ``connections_open``
+    and ``udp_receive_buffer`` (a size)."""
 
     datagrams_received: int = 0
     #: Datagrams neither delivered nor answered: oversized, unparseable responses, unanswerable
@@ -239,6 +253,9 @@ class TransportStats:
     send_errors: int = 0
     #: The ``on_message`` callback raised: a bug above the transport, counted and logged.
     callback_errors: int = 0
+    #: SO_RCVBUF of the last UDP socket bound, as the kernel reports it (once set, Linux reports
+    #: double the size granted: the other half is its allowance for bookkeeping).
+    udp_receive_buffer: int = 0
     #: Anything else that escaped a protocol callback: a bug here, counted and logged.
     internal_errors: int = 0
 
@@ -317,6 +334,8 @@ class TransportConfig:
     tls_verify_peer: bool = True
     #: RFC 3261 §18.1.2: drop responses whose top Via sent-by is not one of ours.
     check_response_sent_by: bool = True
+    #: SO_RCVBUF asked for on UDP sockets (see UDP_RECEIVE_BUFFER); 0 keeps the system's default.
+    udp_receive_buffer: int = UDP_RECEIVE_BUFFER
 
     def __post_init__(self) -> None:
         for name in ("idle_timeout", "connect_timeout"):
@@ -326,6 +345,8 @@ class TransportConfig:
             raise TransportConfigError(f"max_write_buffer must be positive, not {self.max_write_buffer}")
         if not 0 < self.max_datagram_size <= MAX_DATAGRAM_SIZE:
             raise TransportConfigError(f"max_datagram_size must be 1-{MAX_DATAGRAM_SIZE}")
+        if self.udp_receive_buffer < 0:
+            raise TransportConfigError(f"udp_receive_buffer must be >= 0, not {self.udp_receive_buffer}")
 
 
 # ============================================================ Via on receipt (RFC 3261 §18.2.1)
@@ -429,12 +450,12 @@ def datagram_response_address(via: Via) -> Address:
     port = via.port or DEFAULT_PORTS["udp"]
     maddr = _valid_host(via.maddr)
     if maddr is not None:
-        return Address("udp", maddr, port)
+        return _udp_address(maddr, port)
     rport = _rport_port(via)
     received = _valid_host(via.received)
     if received is not None:
-        return Address("udp", received, rport or port)
-    return Address("udp", via.host, rport or port)
+        return _udp_address(received, rport or port)
+    return _udp_address(via.host, rport or port)
 
 
 def response_destination(response: Response, connection_alive: bool) -> Address | None:
@@ -814,7 +835,7 @@ class _DatagramEndpoint(asyncio.DatagramProtocol):
     def datagram_received(self, data: bytes, addr: tuple[Any, ...]) -> None:
         layer = self._layer
         try:
-            source = Address("udp", _normalize_peer(addr[0]), addr[1])
+            source = _udp_address(_normalize_peer(addr[0]), addr[1])
             actions = handle_datagram(
                 data,
                 source,
@@ -1035,6 +1056,26 @@ class TransportLayer:
             raise
         self._update_sent_by()
 
+    def _size_receive_buffer(self, endpoint: _DatagramEndpoint) -> None:
+        sock = endpoint.transport.get_extra_info("socket") if endpoint.transport is not None else None
+        if sock is None:
+            return
+        wanted = self.config.udp_receive_buffer
+        if wanted:
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, wanted)
+            except OSError as exc:
+                logger.warning("UDP %s: no %d-byte receive buffer: %s", endpoint.local, wanted, exc)
+        granted = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+        self.stats.udp_receive_buffer = granted
+        if wanted and granted < wanted:
+            logger.info(
+                "UDP %s: receive buffer %d bytes, not the %d asked for (raise net.core.rmem_max)",
+                endpoint.local,
+                granted,
+                wanted,
+            )
+
     async def _bind(self, loop: asyncio.AbstractEventLoop, spec: ListenSpec) -> None:
         host = spec.host.strip("[]") or "0.0.0.0"
         if spec.transport == "udp":
@@ -1042,6 +1083,7 @@ class TransportLayer:
                 lambda: _DatagramEndpoint(self), local_addr=(host, spec.bind_port)
             )
             listener = _Listener(spec, endpoint.local, "", 0, endpoint=endpoint)
+            self._size_receive_buffer(endpoint)
         else:
             context = None
             if spec.transport == "tls":

@@ -17,6 +17,7 @@ dialog, re-armed after each batch of work). The application sees:
 from __future__ import annotations
 
 import asyncio
+import functools
 import heapq
 import ipaddress
 import itertools
@@ -80,6 +81,11 @@ class Peer:
 
     address: Address
     connection: int | None = None
+
+
+@functools.lru_cache(maxsize=4096)  # a UDP peer is only its address: one object per peer, not per message
+def _shared_peer(address: Address) -> Peer:
+    return Peer(address)
 
 
 # ------------------------------------------------------------------------------- dialog events
@@ -218,6 +224,7 @@ class UserAgent:
         self._outgoing: dict[int, ClientRequest] = {}
         self._dialog_heap: list[tuple[float, int, Dialog]] = []
         self._answer_heap: list[tuple[float, int, int]] = []
+        self._contacts: dict[tuple[str, str | None], str] = {}
         self._reliable_owner: dict[int, IncomingRequest] = {}
         self.locator: ServerLocator | None = (
             None  # RFC 3263, made on first use  # dialog id → INVITE with a reliable 1xx out
@@ -258,7 +265,13 @@ class UserAgent:
         return f"{self.transport.local_via(transport)};branch={make_branch()};rport"
 
     def contact(self, transport: Transport = "udp", user: str | None = None) -> str:
-        return f"<{self.transport.contact_uri(transport, user)}>"
+        """``<sip:user@host:port>`` reaching our ``transport`` listener (one string per pair: every
+        dialog-creating response carries one)."""
+        key = (transport, user)
+        value = self._contacts.get(key)
+        if value is None:
+            value = self._contacts[key] = f"<{self.transport.contact_uri(transport, user)}>"
+        return value
 
     def new_request(
         self,
@@ -421,7 +434,9 @@ class UserAgent:
 
     def _on_message(self, received: Received) -> None:
         message = received.message
-        peer = Peer(self._reply_address(received), received.connection_id)
+        connection = received.connection_id
+        address = self._reply_address(received)
+        peer = _shared_peer(address) if connection is None else Peer(address, connection)
         try:
             self.transactions.receive(message, peer, reliable=received.source.reliable, now=self.clock())
         except ParseError as exc:
@@ -878,18 +893,14 @@ class UserAgent:
     def _arm_timer(self) -> None:
         if self._closed or self._loop is None:
             return
-        times = [
-            t
-            for t in (
-                self.transactions.deadline,
-                self._dialog_heap[0][0] if self._dialog_heap else None,
-                self._answer_heap[0][0] if self._answer_heap else None,
-            )
-            if t is not None
-        ]
-        if not times:
+        # Runs after every message: written out rather than min() over a list.
+        at = self.transactions.deadline
+        if self._dialog_heap and (at is None or self._dialog_heap[0][0] < at):
+            at = self._dialog_heap[0][0]
+        if self._answer_heap and (at is None or self._answer_heap[0][0] < at):
+            at = self._answer_heap[0][0]
+        if at is None:
             return
-        at = min(times)
         if self._timer_at is not None and self._timer_at <= at and self._timer is not None:
             return  # an earlier (or equal) wake-up is already armed
         if self._timer is not None:

@@ -341,6 +341,8 @@ def test_transport_config_checks_its_numbers() -> None:
         TransportConfig(idle_timeout=0)
     with pytest.raises(TransportConfigError, match="max_datagram_size"):
         TransportConfig(max_datagram_size=70_000)
+    with pytest.raises(TransportConfigError, match="udp_receive_buffer"):
+        TransportConfig(udp_receive_buffer=-1)
 
 
 def test_stats_snapshot_names_every_counter() -> None:
@@ -961,3 +963,15 @@ async def test_start_failure_leaves_nothing_open(make_layer: LayerFactory) -> No
     with pytest.raises(OSError):
         await layer.start([listen("udp"), ListenSpec("tcp", "127.0.0.1", bound(taken, "tcp").port)])
     assert open_fds() == before
+
+
+async def test_udp_socket_gets_the_receive_buffer_asked_for_up_to_the_kernel_cap(make_layer: LayerFactory) -> None:
+    """A burst of INVITEs must queue in the kernel rather than be dropped: the socket asks for a
+    large buffer, which Linux clamps to net.core.rmem_max (and reports doubled)."""
+    cap = int(Path("/proc/sys/net/core/rmem_max").read_text())
+    default, _ = await make_layer(listen("udp"), config=TransportConfig(udp_receive_buffer=0))
+    asked = 2 * 1024 * 1024
+    sized, _ = await make_layer(listen("udp"), config=TransportConfig(udp_receive_buffer=asked))
+    system_default = int(Path("/proc/sys/net/core/rmem_default").read_text())
+    assert default.stats.udp_receive_buffer == system_default  # untouched: not doubled
+    assert sized.stats.udp_receive_buffer == 2 * min(asked, cap)
