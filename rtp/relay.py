@@ -1,0 +1,613 @@
+"""The RTP relay: per call, two endpoints (phone side and gateway side) and the packets between them.
+
+Each endpoint is an even UDP port (RTCP on the next one, or multiplexed on it, RFC 5761) facing one
+peer. A packet from the phone arrives on the phone endpoint and leaves from the gateway endpoint to
+the gateway, and back: each peer only ever talks to the port we gave it in SDP, which is what
+symmetric RTP (RFC 4961) and NATs need.
+
+The hot path, :meth:`Endpoint._on_readable`, is called by the event loop when a socket is readable
+and drains it until it would block. It builds no object per packet beyond the ones the socket
+call returns: it receives into the endpoint's buffer, checks the source, updates the RFC 3550
+statistics, peeks at the payload type for DTMF, rewrites the header in place for the outgoing
+stream (:mod:`rtp.stream`) and sends the same buffer on.
+
+Security of the source (RFC 7362 §4.1, "latching"): a caller behind NAT sends from an address
+that is not the one in its SDP, so by default the relay latches to the source of the first packet
+that arrives within ``latch_window`` seconds of the peer's SDP; from then on only that source is
+accepted, and packets from anywhere else are counted and dropped, so nobody can take a call's media
+by spraying packets at its port. ``LatchMode.SIGNALLED`` accepts only the SDP's address.
+
+Everything the call controller does goes through :class:`MediaControl`, a narrow interface of
+plain values (session ids, sides, prompt names), so that the relay can move into worker processes
+later without the controller changing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import errno
+import logging
+import secrets
+import struct
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Final, Literal, Protocol
+
+from rtp.ports import BoundPorts, PortAllocator, PortRange, PortsExhausted
+from rtp.stats import ReceiveStats, StreamSummary
+from rtp.stream import OutgoingStream
+
+logger = logging.getLogger(__name__)
+
+Side = Literal["phone", "gateway"]
+SIDES: Final[tuple[Side, Side]] = ("phone", "gateway")
+
+#: Larger than any RTP packet a voice call carries (a 1500-byte Ethernet MTU, less headers) with
+#: room for jumbo frames on loopback; a longer datagram is truncated by the kernel and dropped here.
+MAX_PACKET: Final = 2048
+#: Packets read per readiness callback before other sockets get their turn: fairness between
+#: calls when one of them is flooded.
+MAX_BATCH: Final = 64
+#: RFC 3550 §6.1: RTCP packet types 200-204 (and feedback 205-206, XR 207) sit in the second byte.
+_RTCP_TYPES: Final = range(192, 224)  # RFC 5761 §4: what is not RTP on a muxed port
+_SEQ_TS_SSRC: Final = struct.Struct(">HII")
+_U32: Final = struct.Struct(">I")
+
+
+class LatchMode(enum.Enum):
+    """Which sources an endpoint accepts (module docstring)."""
+
+    #: The first source within the window after the peer's SDP, then only it (symmetric RTP).
+    FIRST_PACKET = "first-packet"
+    #: Only the address and port in the peer's SDP.
+    SIGNALLED = "signalled"
+
+
+class Direction(enum.Enum):
+    """The peer's SDP direction attribute (RFC 3264 §5.1), seen from the peer."""
+
+    SENDRECV = "sendrecv"
+    SENDONLY = "sendonly"  # the peer puts us on hold: it sends, we must not
+    RECVONLY = "recvonly"
+    INACTIVE = "inactive"
+
+
+@dataclass(frozen=True, slots=True)
+class RelayConfig:
+    """Tunables of the relay; PRODUCT.md's [media] section maps onto these."""
+
+    host: str = "127.0.0.1"
+    #: The address put in our SDP, when it differs from ``host`` (a public address in front of NAT).
+    advertised_host: str | None = None
+    ports: PortRange = field(default_factory=lambda: PortRange(20000, 20999))
+    latch_mode: LatchMode = LatchMode.FIRST_PACKET
+    #: Seconds after the peer's SDP during which the first packet's source is latched.
+    latch_window: float = 3.0
+    #: No RTP from a peer for this long raises :class:`MediaTimeout` (PRODUCT.md: 30 s → hang up).
+    media_timeout: float = 30.0
+    #: Telephone events from the phone are consumed as keypad commands, not passed to the gateway.
+    forward_telephone_events: bool = False
+
+    def __post_init__(self) -> None:
+        if self.latch_window < 0:
+            raise ValueError(f"latch_window must be >= 0, not {self.latch_window}")
+        if self.media_timeout <= 0:
+            raise ValueError(f"media_timeout must be positive, not {self.media_timeout}")
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteMedia:
+    """What the peer's SDP says about its end of one audio stream."""
+
+    host: str
+    port: int
+    payload_type: int = 0
+    clock_rate: int = 8000
+    #: The dynamic payload type of telephone-event (RFC 4733) the peer uses, if it offered one.
+    telephone_event: int | None = None
+    #: RTCP port from ``a=rtcp`` (RFC 3605), else port + 1; ignored with ``rtcp_mux``.
+    rtcp_port: int | None = None
+    rtcp_mux: bool = False
+    direction: Direction = Direction.SENDRECV
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.port <= 65535:
+            raise ValueError(f"RTP port out of range: {self.port}")
+        if not 0 <= self.payload_type <= 127:
+            raise ValueError(f"payload type out of range: {self.payload_type}")
+        if self.telephone_event is not None and not 96 <= self.telephone_event <= 127:
+            raise ValueError(f"telephone-event needs a dynamic payload type (96-127): {self.telephone_event}")
+
+
+# ------------------------------------------------------------------------------------------ events
+
+
+@dataclass(frozen=True, slots=True)
+class MediaTimeout:
+    session: str
+    side: Side
+    idle: float
+
+
+@dataclass(frozen=True, slots=True)
+class SourceLatched:
+    session: str
+    side: Side
+    host: str
+    port: int
+
+
+@dataclass(frozen=True, slots=True)
+class TelephoneEventPacket:
+    """An RFC 4733 packet from a peer, for the DTMF detector of that side (rtp.dtmf)."""
+
+    session: str
+    side: Side
+    sequence: int
+    timestamp: int
+    marker: bool
+    payload: bytes
+    at: float
+
+
+MediaEvent = MediaTimeout | SourceLatched | TelephoneEventPacket
+
+
+@dataclass(frozen=True, slots=True)
+class SessionPorts:
+    """Our two endpoints' ports, to put in the SDP we send each peer."""
+
+    host: str
+    phone: int
+    gateway: int
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointCounters:
+    """Everything an endpoint counted that is not in the RFC 3550 statistics."""
+
+    malformed: int
+    foreign: int
+    rtcp_in: int
+    rtcp_out: int
+    sent: int
+    sent_bytes: int
+    send_errors: int
+
+
+@dataclass(frozen=True, slots=True)
+class SessionStats:
+    """What the call record keeps of the media: per side, what arrived and what was done."""
+
+    received: dict[str, StreamSummary]
+    counters: dict[str, EndpointCounters]
+
+
+class MediaControl(Protocol):
+    """The call controller's whole view of the media plane (module docstring)."""
+
+    def open_session(self, session: str, *, rtcp_mux: bool = False) -> SessionPorts: ...
+
+    def set_remote(self, session: str, side: Side, remote: RemoteMedia) -> None: ...
+
+    def bridge(self, session: str) -> None: ...
+
+    def unbridge(self, session: str) -> None: ...
+
+    def close_session(self, session: str) -> SessionStats: ...
+
+
+# --------------------------------------------------------------------------------------- endpoint
+
+
+class Endpoint:
+    """One side of a call: our port facing one peer (module docstring)."""
+
+    __slots__ = (
+        "_buf",
+        "_view",
+        "counters_foreign",
+        "counters_malformed",
+        "counters_rtcp_in",
+        "counters_rtcp_out",
+        "counters_send_errors",
+        "forward",
+        "last_rx",
+        "latch_until",
+        "latched",
+        "out",
+        "ports",
+        "receiving",
+        "relay",
+        "remote",
+        "remote_rtcp",
+        "remote_spec",
+        "rtcp_mux",
+        "sending",
+        "session",
+        "side",
+        "stats",
+        "telephone_event",
+    )
+
+    def __init__(self, relay: Relay, session: str, side: Side, ports: BoundPorts, rtcp_mux: bool) -> None:
+        self.relay = relay
+        self.session = session
+        self.side = side
+        self.ports = ports
+        self.rtcp_mux = rtcp_mux
+        self._buf = bytearray(MAX_PACKET)
+        self._view = memoryview(self._buf)
+        self.remote: tuple[str, int] | None = None  # where we send RTP (latched or signalled)
+        self.remote_rtcp: tuple[str, int] | None = None
+        self.remote_spec: RemoteMedia | None = None
+        self.latched = False
+        self.latch_until = 0.0
+        self.receiving = True  # the peer may send to us
+        self.sending = True  # we may send to the peer
+        self.telephone_event = -1  # payload type, -1: none negotiated
+        self.stats = ReceiveStats()
+        self.out = OutgoingStream()  # our stream toward this endpoint's peer
+        self.forward: Endpoint | None = None  # where packets from this peer go when bridged
+        self.last_rx = time.monotonic()
+        self.counters_malformed = 0
+        self.counters_foreign = 0
+        self.counters_rtcp_in = 0
+        self.counters_rtcp_out = 0
+        self.counters_send_errors = 0
+
+    @property
+    def port(self) -> int:
+        return self.ports.port
+
+    def set_remote(self, remote: RemoteMedia, now: float) -> None:
+        """The peer's SDP arrived (or changed, in a re-INVITE): where to send, what to expect."""
+        changed = self.remote_spec is None or (remote.host, remote.port) != (
+            self.remote_spec.host,
+            self.remote_spec.port,
+        )
+        self.remote_spec = remote
+        direction = remote.direction
+        self.sending = direction in (Direction.SENDRECV, Direction.RECVONLY) and remote.port != 0
+        self.receiving = direction in (Direction.SENDRECV, Direction.SENDONLY) and remote.port != 0
+        self.telephone_event = -1 if remote.telephone_event is None else remote.telephone_event
+        if self.stats.clock_rate != remote.clock_rate:
+            self.stats.clock_rate = remote.clock_rate
+        self.out.clock_rate = remote.clock_rate
+        if changed or not self.latched:
+            # A new address in SDP (a re-INVITE after a NAT rebinding, a transfer): latch anew.
+            self.remote = (remote.host, remote.port)
+            rtcp_port = remote.rtcp_port if remote.rtcp_port is not None else remote.port + 1
+            self.remote_rtcp = self.remote if (remote.rtcp_mux or self.rtcp_mux) else (remote.host, rtcp_port)
+            self.latched = self.relay.config.latch_mode is LatchMode.SIGNALLED
+            self.latch_until = now + self.relay.config.latch_window
+
+    def _accept(self, addr: tuple[str, int], now: float) -> bool:
+        """A packet from ``addr``, which is not the current remote: latch to it, or refuse it."""
+        if self.latched or now > self.latch_until or self.remote_spec is None:
+            self.counters_foreign += 1
+            return False
+        self.remote = (addr[0], addr[1])
+        if not self.rtcp_mux and not (self.remote_spec.rtcp_mux):
+            self.remote_rtcp = (addr[0], addr[1] + 1)
+        else:
+            self.remote_rtcp = self.remote
+        self.latched = True
+        self.relay._emit(SourceLatched(self.session, self.side, addr[0], addr[1]))
+        return True
+
+    def _on_readable(self) -> None:
+        """Drain the RTP socket (module docstring). Written flat: it runs for every packet."""
+        sock = self.ports.rtp
+        buf = self._buf
+        view = self._view
+        now = time.monotonic()
+        unpack = _SEQ_TS_SSRC.unpack_from
+        for _ in range(MAX_BATCH):
+            try:
+                size, addr = sock.recvfrom_into(buf)
+            except BlockingIOError:
+                break
+            except OSError as exc:  # an ICMP error reported on the socket: not fatal
+                logger.debug("%s %s: %s", self.session, self.side, exc)
+                continue
+            if addr != self.remote and not self._accept(addr, now):
+                continue
+            if size < 12 or (buf[0] & 0xC0) != 0x80:
+                self.counters_malformed += 1
+                continue
+            second = buf[1]
+            if second in _RTCP_TYPES:
+                self._rtcp(bytes(view[:size]), now)
+                continue
+            if not self.receiving:
+                continue  # the peer said it would not send (RFC 3264 §5.1); ignore what it does
+            self.last_rx = now
+            seq, ts, ssrc = unpack(buf, 2)
+            payload_type = second & 0x7F
+            is_event = payload_type == self.telephone_event
+            self.stats.on_packet(ssrc, seq, ts, size, now, not is_event)
+            if is_event:
+                self.relay._emit(
+                    TelephoneEventPacket(
+                        self.session, self.side, seq, ts, second > 0x7F, bytes(view[12:size]), now
+                    )
+                )
+                if not self.relay.config.forward_telephone_events:
+                    continue
+            target = self.forward
+            if target is None or not target.sending or target.remote is None:
+                continue
+            target.out.rewrite(buf, size, ssrc, seq, ts, now)
+            try:
+                target.ports.rtp.sendto(view[:size], target.remote)
+            except OSError as exc:
+                target.counters_send_errors += 1
+                if exc.errno not in (errno.EAGAIN, errno.ENOBUFS, errno.ECONNREFUSED):
+                    logger.debug("%s %s: send: %s", self.session, target.side, exc)
+
+    def _on_rtcp_readable(self) -> None:
+        sock = self.ports.rtcp
+        assert sock is not None
+        now = time.monotonic()
+        for _ in range(MAX_BATCH):
+            try:
+                data, addr = sock.recvfrom(MAX_PACKET)
+            except BlockingIOError:
+                break
+            except OSError:
+                continue
+            if self.remote_rtcp is None or addr[0] != self.remote_rtcp[0]:
+                self.counters_foreign += 1  # RTCP from where the media does not come from
+                continue
+            self.remote_rtcp = (addr[0], addr[1])
+            self._rtcp(data, now)
+
+    def _rtcp(self, data: bytes, now: float) -> None:
+        """An RTCP compound packet from our peer: relay it to the other side, in terms of the
+        streams as the other side sees them (our SSRCs, not the ones behind us)."""
+        self.counters_rtcp_in += 1
+        target = self.forward
+        if target is None or target.remote_rtcp is None or not target.sending:
+            return
+        rewritten = rewrite_rtcp(data, sender=target.out.ssrc, reported={self.out.ssrc: target.stats.ssrc})
+        if rewritten is None:
+            self.counters_malformed += 1
+            return
+        sock = target.ports.rtp if target.ports.rtcp is None else target.ports.rtcp
+        try:
+            sock.sendto(rewritten, target.remote_rtcp)
+            target.counters_rtcp_out += 1
+        except OSError:
+            target.counters_send_errors += 1
+
+    def send_generated(self, data: bytes) -> None:
+        """Send a packet a generator built with ``self.out.packet(...)`` to this endpoint's peer."""
+        if not self.sending or self.remote is None:
+            return
+        try:
+            self.ports.rtp.sendto(data, self.remote)
+        except OSError:
+            self.counters_send_errors += 1
+
+    def counters(self) -> EndpointCounters:
+        return EndpointCounters(
+            malformed=self.counters_malformed,
+            foreign=self.counters_foreign,
+            rtcp_in=self.counters_rtcp_in,
+            rtcp_out=self.counters_rtcp_out,
+            sent=self.out.packets,
+            sent_bytes=self.out.bytes,
+            send_errors=self.counters_send_errors,
+        )
+
+
+def rewrite_rtcp(data: bytes, *, sender: int, reported: dict[int, int | None]) -> bytes | None:
+    """``data`` (a compound RTCP packet) with every sender SSRC set to ``sender`` and every SSRC a
+    report block or feedback names mapped through ``reported``; None when the lengths do not add
+    up (RFC 3550 §6.1: each packet's length field counts 32-bit words less one)."""
+    out = bytearray(data)
+    offset = 0
+    total = len(out)
+    while offset < total:
+        if total - offset < 8 or (out[offset] & 0xC0) != 0x80:
+            return None
+        count = out[offset] & 0x1F
+        packet_type = out[offset + 1]
+        length = (int.from_bytes(out[offset + 2 : offset + 4], "big") + 1) * 4
+        end = offset + length
+        if end > total:
+            return None
+        _U32.pack_into(out, offset + 4, sender)
+        if packet_type in (200, 201):  # SR, RR: report blocks after the sender info (SR) or header
+            blocks = offset + (28 if packet_type == 200 else 8)
+            for n in range(count):
+                at = blocks + 24 * n
+                if at + 24 > end:
+                    return None
+                mapped = reported.get(_U32.unpack_from(out, at)[0])
+                if mapped is not None:
+                    _U32.pack_into(out, at, mapped)
+        elif packet_type in (205, 206) and length >= 12:  # RTPFB, PSFB (RFC 4585 §6.1): media SSRC
+            mapped = reported.get(_U32.unpack_from(out, offset + 8)[0])
+            if mapped is not None:
+                _U32.pack_into(out, offset + 8, mapped)
+        offset = end
+    return bytes(out)
+
+
+# ---------------------------------------------------------------------------------------- session
+
+
+class Session:
+    """The two endpoints of one call."""
+
+    __slots__ = ("bridged", "endpoints", "id")
+
+    def __init__(self, session_id: str, phone: Endpoint, gateway: Endpoint) -> None:
+        self.id = session_id
+        self.endpoints: dict[Side, Endpoint] = {"phone": phone, "gateway": gateway}
+        self.bridged = False
+
+
+# ------------------------------------------------------------------------------------------ relay
+
+
+class Relay:
+    """All sessions of this process, on one event loop. Implements :class:`MediaControl`."""
+
+    def __init__(
+        self,
+        config: RelayConfig | None = None,
+        *,
+        on_event: Callable[[MediaEvent], None] | None = None,
+        loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        self.config = config or RelayConfig()
+        self.allocator = PortAllocator(self.config.ports, self.config.host)
+        self.on_event = on_event
+        self._loop = loop
+        self._sessions: dict[str, Session] = {}
+        self._sweeper: asyncio.TimerHandle | None = None
+        self.events_dropped = 0
+
+    # -- MediaControl ----------------------------------------------------------------------------
+
+    def open_session(self, session: str, *, rtcp_mux: bool = False) -> SessionPorts:
+        """Bind both endpoints of a call. Raises :class:`PortsExhausted` (answer 503) with nothing
+        left bound, and ValueError for a session id already open."""
+        if session in self._sessions:
+            raise ValueError(f"media session {session!r} is already open")
+        loop = self._loop or asyncio.get_running_loop()
+        self._loop = loop
+        phone_ports = self.allocator.allocate(rtcp=not rtcp_mux)
+        try:
+            gateway_ports = self.allocator.allocate(rtcp=not rtcp_mux)
+        except PortsExhausted:
+            self.allocator.release(phone_ports)
+            raise
+        phone = Endpoint(self, session, "phone", phone_ports, rtcp_mux)
+        gateway = Endpoint(self, session, "gateway", gateway_ports, rtcp_mux)
+        for endpoint in (phone, gateway):
+            loop.add_reader(endpoint.ports.rtp.fileno(), endpoint._on_readable)
+            if endpoint.ports.rtcp is not None:
+                loop.add_reader(endpoint.ports.rtcp.fileno(), endpoint._on_rtcp_readable)
+        self._sessions[session] = Session(session, phone, gateway)
+        self._arm_sweeper()
+        return SessionPorts(self.config.advertised_host or self.config.host, phone.port, gateway.port)
+
+    def set_remote(self, session: str, side: Side, remote: RemoteMedia) -> None:
+        self._session(session).endpoints[side].set_remote(remote, time.monotonic())
+
+    def bridge(self, session: str) -> None:
+        """Pass media between the two peers (each direction rewritten into our outgoing stream)."""
+        s = self._session(session)
+        phone, gateway = s.endpoints["phone"], s.endpoints["gateway"]
+        phone.forward, gateway.forward = gateway, phone
+        s.bridged = True
+
+    def unbridge(self, session: str) -> None:
+        s = self._session(session)
+        for endpoint in s.endpoints.values():
+            endpoint.forward = None
+        s.bridged = False
+
+    def close_session(self, session: str) -> SessionStats:
+        """Unbind both endpoints and return what the call record keeps. Unknown ids: KeyError."""
+        s = self._sessions.pop(session)
+        loop = self._loop
+        for endpoint in s.endpoints.values():
+            if loop is not None:
+                loop.remove_reader(endpoint.ports.rtp.fileno())
+                if endpoint.ports.rtcp is not None:
+                    loop.remove_reader(endpoint.ports.rtcp.fileno())
+            endpoint.forward = None
+            self.allocator.release(endpoint.ports)
+        return SessionStats(
+            received={side: e.stats.summary() for side, e in s.endpoints.items()},
+            counters={side: e.counters() for side, e in s.endpoints.items()},
+        )
+
+    # -- for the players and generators in this process -------------------------------------------
+
+    def endpoint(self, session: str, side: Side) -> Endpoint:
+        return self._session(session).endpoints[side]
+
+    @property
+    def sessions(self) -> int:
+        return len(self._sessions)
+
+    def close(self) -> None:
+        for session in list(self._sessions):
+            self.close_session(session)
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
+
+    # -- internals -------------------------------------------------------------------------------
+
+    def _session(self, session: str) -> Session:
+        try:
+            return self._sessions[session]
+        except KeyError:
+            raise KeyError(f"no media session {session!r}") from None
+
+    def _emit(self, event: MediaEvent) -> None:
+        if self.on_event is None:
+            self.events_dropped += 1
+            return
+        try:
+            self.on_event(event)
+        except Exception:
+            # The controller's bug must not stop the packets of every other call.
+            logger.exception("media event handler failed on %s", type(event).__name__)
+
+    def _arm_sweeper(self) -> None:
+        if self._sweeper is None and self._loop is not None:
+            # Once a second, or often enough that a short timeout is not overshot by much.
+            self._sweeper = self._loop.call_later(min(1.0, self.config.media_timeout / 3), self._sweep)
+
+    def _sweep(self) -> None:
+        """Periodically, for all calls at once (one timer, not one per call): media timeouts."""
+        self._sweeper = None
+        now = time.monotonic()
+        limit = self.config.media_timeout
+        for s in list(self._sessions.values()):
+            for endpoint in s.endpoints.values():
+                if endpoint.remote_spec is None or not endpoint.receiving:
+                    endpoint.last_rx = now  # nothing is expected from this peer: no timeout
+                    continue
+                idle = now - endpoint.last_rx
+                if idle >= limit:
+                    endpoint.last_rx = now  # one event per timeout period, not one per second
+                    self._emit(MediaTimeout(s.id, endpoint.side, idle))
+        if self._sessions:
+            self._arm_sweeper()
+
+
+def random_session_id() -> str:
+    return secrets.token_hex(8)
+
+
+__all__ = [
+    "SIDES",
+    "Direction",
+    "Endpoint",
+    "EndpointCounters",
+    "LatchMode",
+    "MediaControl",
+    "MediaEvent",
+    "MediaTimeout",
+    "PortsExhausted",
+    "Relay",
+    "RelayConfig",
+    "RemoteMedia",
+    "SessionPorts",
+    "SessionStats",
+    "Side",
+    "SourceLatched",
+    "TelephoneEventPacket",
+    "rewrite_rtcp",
+]

@@ -1,0 +1,454 @@
+"""The RTP relay on real loopback sockets: ports, forwarding and header rewriting, source changes,
+latching, hold, RTCP, statistics, bad packets, media timeout."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import socket
+import struct
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+
+from rtp.ports import PortAllocator, PortRange, PortRangeError, PortsExhausted
+from rtp.relay import (
+    Direction,
+    LatchMode,
+    MediaEvent,
+    MediaTimeout,
+    Relay,
+    RelayConfig,
+    RemoteMedia,
+    SourceLatched,
+    TelephoneEventPacket,
+    rewrite_rtcp,
+)
+from rtp.stats import ReceiveStats
+from rtp.stream import OutgoingStream
+
+HOST = "127.0.0.1"
+
+
+def rtp(
+    seq: int, ts: int, ssrc: int, payload: bytes = b"\xff" * 160, pt: int = 0, marker: bool = False
+) -> bytes:
+    return (
+        struct.pack(">BBHII", 0x80, (0x80 if marker else 0) | pt, seq & 0xFFFF, ts & 0xFFFFFFFF, ssrc)
+        + payload
+    )
+
+
+def header(data: bytes) -> tuple[bool, int, int, int, int]:
+    """marker, payload type, sequence, timestamp, SSRC"""
+    b0, b1, seq, ts, ssrc = struct.unpack_from(">BBHII", data)
+    assert b0 == 0x80
+    return bool(b1 & 0x80), b1 & 0x7F, seq, ts, ssrc
+
+
+def free_range(pairs: int) -> PortRange:
+    """A range of ``pairs`` even/odd port pairs that are free right now (best effort)."""
+    for _ in range(50):
+        base = random.randrange(30000, 60000, 2)
+        socks = []
+        try:
+            for port in range(base, base + 2 * pairs):
+                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                socks.append(s)
+                s.bind((HOST, port))
+            return PortRange(base, base + 2 * pairs - 1)
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise RuntimeError("no free port range")
+
+
+class Peer:
+    """A phone or gateway: one UDP socket on loopback."""
+
+    def __init__(self, host: str = HOST) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind((host, 0))
+        self.sock.setblocking(False)
+        self.address: tuple[str, int] = self.sock.getsockname()
+
+    def send(self, data: bytes, port: int) -> None:
+        self.sock.sendto(data, (HOST, port))
+
+    async def recv(self, timeout: float = 1.0) -> bytes:
+        loop = asyncio.get_running_loop()
+        return await asyncio.wait_for(loop.sock_recv(self.sock, 4096), timeout)
+
+    async def nothing(self, wait: float = 0.15) -> bool:
+        with contextlib.suppress(TimeoutError):
+            await self.recv(wait)
+            return False
+        return True
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.fixture
+def peers() -> Iterator[list[Peer]]:
+    made: list[Peer] = []
+    yield made
+    for p in made:
+        p.close()
+
+
+class Events(list[MediaEvent]):
+    def of(self, kind: type) -> list[MediaEvent]:
+        return [e for e in self if isinstance(e, kind)]
+
+
+@pytest.fixture
+async def relay_factory() -> AsyncIterator[object]:
+    relays: list[Relay] = []
+
+    def make(**kwargs: object) -> tuple[Relay, Events]:
+        events = Events()
+        config = RelayConfig(ports=free_range(kwargs.pop("pairs", 4)), **kwargs)  # type: ignore[arg-type]
+        relay = Relay(config, on_event=events.append)
+        relays.append(relay)
+        return relay, events
+
+    yield make
+    for relay in relays:
+        relay.close()
+
+
+async def bridged(relay: Relay, phone: Peer, gateway: Peer, **phone_media: object) -> tuple[int, int]:
+    ports = relay.open_session("call")
+    relay.set_remote("call", "phone", RemoteMedia(HOST, phone.address[1], **phone_media))  # type: ignore[arg-type]
+    relay.set_remote("call", "gateway", RemoteMedia(HOST, gateway.address[1]))
+    relay.bridge("call")
+    return ports.phone, ports.gateway
+
+
+# ------------------------------------------------------------------------------------------ ports
+
+
+def test_port_range_checks_its_bounds() -> None:
+    with pytest.raises(PortRangeError, match="low-high in 1024-65535"):
+        PortRange(2000, 1999)
+    with pytest.raises(PortRangeError, match="holds no even port"):
+        PortRange(20001, 20001)
+    assert PortRange(20001, 20010).pairs == 4  # 20002/3 … 20008/9; 20010 has no odd neighbour
+    assert list(PortRange(20000, 20007).even_ports()) == [20000, 20002, 20004, 20006]
+
+
+def test_allocator_gives_even_rtp_and_odd_rtcp_then_exhausts_and_recovers() -> None:
+    ports = free_range(2)
+    allocator = PortAllocator(ports, HOST)
+    a = allocator.allocate()
+    b = allocator.allocate(rtcp=False)
+    assert a.port % 2 == 0 and a.rtp.getsockname()[1] == a.port
+    assert a.rtcp is not None and a.rtcp.getsockname()[1] == a.port + 1
+    assert b.rtcp is None
+    with pytest.raises(PortsExhausted, match=f"no free media port pair in {ports.first}-{ports.last}"):
+        allocator.allocate()
+    allocator.release(a)
+    assert a.rtp.fileno() == -1  # closed
+    c = allocator.allocate()
+    assert c.port == a.port
+    allocator.release(b)
+    allocator.release(c)
+    assert allocator.in_use == 0 and allocator.available == 2
+
+
+def test_allocator_skips_a_port_another_program_holds() -> None:
+    ports = free_range(2)
+    squatter = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    squatter.bind((HOST, ports.first + 1))  # the RTCP port of the first pair
+    try:
+        allocator = PortAllocator(ports, HOST)
+        got = allocator.allocate()
+        assert got.port == ports.first + 2
+        with pytest.raises(PortsExhausted):
+            allocator.allocate()
+        allocator.release(got)
+    finally:
+        squatter.close()
+
+
+async def test_exhausted_relay_refuses_a_call_and_leaks_nothing(relay_factory) -> None:  # type: ignore[no-untyped-def]
+    relay, _ = relay_factory(pairs=3)  # one call takes two pairs
+    relay.open_session("first")
+    with pytest.raises(PortsExhausted):
+        relay.open_session("second")
+    assert relay.allocator.in_use == 2 and relay.sessions == 1
+    relay.close_session("first")
+    assert relay.allocator.in_use == 0
+    relay.open_session("third")  # the ports came back
+
+
+# -------------------------------------------------------------------------------------- forwarding
+
+
+async def test_bridged_media_flows_both_ways_as_our_own_stream(relay_factory, peers) -> None:  # type: ignore[no-untyped-def]
+    relay, _ = relay_factory()
+    phone, gateway = Peer(), Peer()
+    peers += [phone, gateway]
+    phone_port, gateway_port = await bridged(relay, phone, gateway)
+    sent_to_gateway = []
+    for n in range(5):
+        payload = bytes([n]) * 160
+        phone.send(rtp(1000 + n, 5000 + 160 * n, 0xAAAA, payload), phone_port)
+        got = await gateway.recv()
+        sent_to_gateway.append(header(got))
+        assert got[12:] == payload
+    ssrcs = {h[4] for h in sent_to_gateway}
+    assert len(ssrcs) == 1 and 0xAAAA not in ssrcs  # our SSRC, one of it
+    seqs = [h[2] for h in sent_to_gateway]
+    assert [(s - seqs[0]) & 0xFFFF for s in seqs] == [0, 1, 2, 3, 4]
+    tss = [h[3] for h in sent_to_gateway]
+    assert [(t - tss[0]) & 0xFFFFFFFF for t in tss] == [0, 160, 320, 480, 640]
+    gateway.send(rtp(7, 99, 0xBBBB, b"\x01" * 160), gateway_port)
+    back = await phone.recv()
+    assert back[12:] == b"\x01" * 160 and header(back)[4] not in (0xBBBB, *ssrcs)
+    stats = relay.close_session("call")
+    assert stats.received["phone"].packets == 5 and stats.received["phone"].lost == 0
+    assert stats.counters["gateway"].sent == 5 and stats.counters["phone"].sent == 1
+
+
+async def test_a_new_source_continues_the_stream_with_the_marker_bit(relay_factory, peers) -> None:  # type: ignore[no-untyped-def]
+    """Gateway A, then gateway B (a move between rooms): the phone sees one stream."""
+    relay, _ = relay_factory()
+    phone, gateway_a, gateway_b = Peer(), Peer(), Peer()
+    peers += [phone, gateway_a, gateway_b]
+    _, gateway_port = await bridged(relay, phone, gateway_a)
+    seen = []
+    for n in range(3):
+        gateway_a.send(rtp(100 + n, 1_000_000 + 160 * n, 0xA), gateway_port)
+        seen.append(header(await phone.recv()))
+    relay.set_remote("call", "gateway", RemoteMedia(HOST, gateway_b.address[1]))
+    await asyncio.sleep(0.06)
+    for n in range(3):
+        gateway_b.send(rtp(60000 + n, 7 + 160 * n, 0xB), gateway_port)  # unrelated numbering
+        seen.append(header(await phone.recv()))
+    seqs = [h[2] for h in seen]
+    assert [(s - seqs[0]) & 0xFFFF for s in seqs] == [0, 1, 2, 3, 4, 5]
+    assert len({h[4] for h in seen}) == 1
+    markers = [h[0] for h in seen]
+    assert markers == [True, False, False, True, False, False]  # the first packet of each source
+    ts = [h[3] for h in seen]
+    gap = (ts[3] - ts[2]) & 0xFFFFFFFF
+    assert 160 <= gap <= 160 + 8 * 200  # moved on by the time that passed (~60 ms), at least a frame
+    assert [(ts[i + 1] - ts[i]) & 0xFFFFFFFF for i in (3, 4)] == [160, 160]
+
+
+# ---------------------------------------------------------------------------------------- latching
+
+
+async def test_latches_to_a_natted_source_and_ignores_later_impostors(relay_factory, peers) -> None:  # type: ignore[no-untyped-def]
+    relay, events = relay_factory()
+    phone_nat, gateway, attacker = Peer(), Peer(), Peer()
+    peers += [phone_nat, gateway, attacker]
+    ports = relay.open_session("call")
+    # The SDP names a private address nobody can reach; the packets come from the NAT's port.
+    relay.set_remote("call", "phone", RemoteMedia("127.0.0.9", 4000))
+    relay.set_remote("call", "gateway", RemoteMedia(HOST, gateway.address[1]))
+    relay.bridge("call")
+    phone_nat.send(rtp(1, 160, 0x1), ports.phone)
+    await gateway.recv()
+    assert events.of(SourceLatched) == [SourceLatched("call", "phone", HOST, phone_nat.address[1])]
+    gateway.send(rtp(1, 160, 0x2), ports.gateway)
+    assert len(await phone_nat.recv()) == 172  # answers go to the latched source
+    attacker.send(rtp(2, 320, 0x1), ports.phone)
+    attacker.send(rtp(3, 480, 0x1), ports.phone)
+    assert await gateway.nothing()
+    gateway.send(rtp(2, 320, 0x2), ports.gateway)
+    assert len(await phone_nat.recv()) == 172  # still the latched source, not the attacker
+    assert await attacker.nothing(0.05)
+    assert relay.endpoint("call", "phone").counters().foreign == 2
+
+
+async def test_signalled_mode_accepts_only_the_sdp_address(relay_factory, peers) -> None:  # type: ignore[no-untyped-def]
+    relay, events = relay_factory(latch_mode=LatchMode.SIGNALLED)
+    phone, other, gateway = Peer(), Peer(), Peer()
+    peers += [phone, other, gateway]
+    phone_port, _ = await bridged(relay, phone, gateway)
+    other.send(rtp(1, 160, 0x1), phone_port)
+    assert await gateway.nothing()
+    phone.send(rtp(2, 320, 0x1), phone_port)
+    assert len(await gateway.recv()) == 172
+    assert not events.of(SourceLatched)
+
+
+async def test_latch_window_closes(relay_factory, peers) -> None:  # type: ignore[no-untyped-def]
+    relay, _ = relay_factory(latch_window=0.05)
+    phone_nat, gateway = Peer(), Peer()
+    peers += [phone_nat, gateway]
+    ports = relay.open_session("call")
+    relay.set_remote("call", "phone", RemoteMedia("127.0.0.9", 4000))
+    relay.set_remote("call", "gateway", RemoteMedia(HOST, gateway.address[1]))
+    relay.bridge("call")
+    await asyncio.sleep(0.1)
+    phone_nat.send(rtp(1, 160, 0x1), ports.phone)
+    assert await gateway.nothing()
+
+
+# -------------------------------------------------------------------------------- hold, bad input
+
+
+async def test_hold_sendonly_and_inactive_are_respected(relay_factory, peers) -> None:  # type: ignore[no-untyped-def]
+    relay, _ = relay_factory()
+    phone, gateway = Peer(), Peer()
+    peers += [phone, gateway]
+    phone_port, gateway_port = await bridged(relay, phone, gateway, direction=Direction.SENDONLY)
+    gateway.send(rtp(1, 160, 0x2), gateway_port)
+    assert await phone.nothing()  # the phone put us on hold: nothing is sent to it
+    phone.send(rtp(1, 160, 0x1), phone_port)
+    assert len(await gateway.recv()) == 172  # music on hold from the phone still flows
+    relay.set_remote("call", "phone", RemoteMedia(HOST, phone.address[1], direction=Direction.INACTIVE))
+    phone.send(rtp(2, 320, 0x1), phone_port)
+    assert await gateway.nothing()
+    relay.set_remote("call", "phone", RemoteMedia(HOST, phone.address[1]))
+    gateway.send(rtp(2, 320, 0x2), gateway_port)
+    assert len(await phone.recv()) == 172
+
+
+@pytest.mark.parametrize(
+    "junk",
+    [
+        b"",
+        b"\x80",
+        b"\x80\x00" + b"\x00" * 9,
+        b"\x40" + b"\x00" * 171,
+        b"GET / HTTP/1.1\r\n\r\n",
+        b"\x00" * 2000,
+    ],
+)
+async def test_malformed_datagrams_are_counted_and_dropped(relay_factory, peers, junk: bytes) -> None:  # type: ignore[no-untyped-def]
+    relay, _ = relay_factory(latch_mode=LatchMode.SIGNALLED)
+    phone, gateway = Peer(), Peer()
+    peers += [phone, gateway]
+    phone_port, _ = await bridged(relay, phone, gateway)
+    phone.send(junk, phone_port)
+    phone.send(rtp(1, 160, 0x1), phone_port)  # and the call goes on
+    assert len(await gateway.recv()) == 172
+    assert await gateway.nothing(0.05)
+    assert relay.endpoint("call", "phone").counters().malformed == 1
+
+
+async def test_telephone_events_reach_the_controller_and_stay_off_the_gateway(relay_factory, peers) -> None:  # type: ignore[no-untyped-def]
+    relay, events = relay_factory()
+    phone, gateway = Peer(), Peer()
+    peers += [phone, gateway]
+    phone_port, _ = await bridged(relay, phone, gateway, telephone_event=101)
+    phone.send(rtp(5, 800, 0x1, bytes([5, 0x0A, 0x00, 0xA0]), pt=101, marker=True), phone_port)
+    assert await gateway.nothing()
+    (event,) = events.of(TelephoneEventPacket)
+    assert isinstance(event, TelephoneEventPacket)
+    assert (event.side, event.sequence, event.timestamp, event.marker, event.payload) == (
+        "phone",
+        5,
+        800,
+        True,
+        bytes([5, 0x0A, 0x00, 0xA0]),
+    )
+
+
+async def test_media_timeout_is_reported_once_per_period(relay_factory, peers) -> None:  # type: ignore[no-untyped-def]
+    relay, events = relay_factory(media_timeout=0.3)
+    phone, gateway = Peer(), Peer()
+    peers += [phone, gateway]
+    phone_port, _ = await bridged(relay, phone, gateway)
+    for n in range(8):  # the phone keeps talking; the gateway is silent
+        phone.send(rtp(n, 160 * n, 0x1), phone_port)
+        await asyncio.sleep(0.1)
+    timeouts = events.of(MediaTimeout)
+    assert {e.side for e in timeouts} == {"gateway"}  # type: ignore[union-attr]
+    assert 1 <= len(timeouts) <= 3
+
+
+# -------------------------------------------------------------------------------------------- RTCP
+
+
+def rtcp_rr(sender: int, reported: int) -> bytes:
+    block = struct.pack(">IIIIII", reported, 0, 100, 0, 0, 0)
+    return struct.pack(">BBHI", 0x81, 201, 7, sender) + block
+
+
+def test_rewrite_rtcp_maps_sender_and_reported_ssrcs() -> None:
+    sdes = struct.pack(">BBHI", 0x81, 202, 2, 0x1234) + b"\x01\x02ab"
+    out = rewrite_rtcp(rtcp_rr(0x1234, 0x5555) + sdes, sender=0x9999, reported={0x5555: 0x7777})
+    assert out is not None
+    assert struct.unpack_from(">I", out, 4)[0] == 0x9999
+    assert struct.unpack_from(">I", out, 8)[0] == 0x7777
+    assert struct.unpack_from(">I", out, 36)[0] == 0x9999  # the SDES chunk
+    assert rewrite_rtcp(rtcp_rr(1, 2)[:20], sender=1, reported={}) is None  # length says 32 bytes
+
+
+async def test_rtcp_is_relayed_in_terms_of_our_streams(relay_factory, peers) -> None:  # type: ignore[no-untyped-def]
+    relay, _ = relay_factory()
+    phone, gateway, phone_rtcp, gateway_rtcp = Peer(), Peer(), Peer(), Peer()
+    peers += [phone, gateway, phone_rtcp, gateway_rtcp]
+    ports = relay.open_session("call")
+    relay.set_remote("call", "phone", RemoteMedia(HOST, phone.address[1], rtcp_port=phone_rtcp.address[1]))
+    relay.set_remote(
+        "call", "gateway", RemoteMedia(HOST, gateway.address[1], rtcp_port=gateway_rtcp.address[1])
+    )
+    relay.bridge("call")
+    gateway.send(rtp(1, 160, 0xBBBB), ports.gateway)
+    to_phone = header(await phone.recv())
+    phone.send(rtp(1, 160, 0xAAAA), ports.phone)
+    to_gateway = header(await gateway.recv())
+    # The phone reports on the stream it receives (our SSRC); the gateway must read it as a
+    # report on its own stream, sent by the stream it receives.
+    phone_rtcp.send(rtcp_rr(0xAAAA, to_phone[4]), ports.phone + 1)
+    report = await gateway_rtcp.recv()
+    assert struct.unpack_from(">BBHII", report) == (0x81, 201, 7, to_gateway[4], 0xBBBB)
+    assert relay.endpoint("call", "gateway").counters().rtcp_out == 1
+
+
+# -------------------------------------------------------------------------------------- statistics
+
+
+def test_receive_stats_count_loss_duplicates_reordering_and_wrap() -> None:
+    stats = ReceiveStats()
+    seqs = [65530, 65531, 65533, 65532, 65532, 65534, 65535, 0, 1, 4, 5]  # 2, 3 lost; one dup; wrap
+    for n, seq in enumerate(seqs):
+        stats.on_packet(0x1, seq, 160 * n, 172, n * 0.02, True)
+    summary = stats.summary()
+    assert summary.packets == len(seqs)
+    assert summary.expected == 12  # 65530 … 5
+    assert summary.lost == 1  # 2 lost, but the duplicate counts as received (RFC 3550 §A.3)
+    assert summary.jitter_ms < 1.0
+
+
+def test_receive_stats_jitter_follows_rfc3550() -> None:
+    stats = ReceiveStats()
+    # every other packet arrives 10 ms late: |D| = 80 samples each step after the first
+    for n in range(200):
+        stats.on_packet(0x1, n, 160 * n, 172, n * 0.02 + (0.01 if n % 2 else 0.0), True)
+    assert stats.summary().jitter_ms == pytest.approx(10.0, rel=0.02)  # J converges to |D|
+
+
+def test_receive_stats_new_ssrc_keeps_the_old_counts() -> None:
+    stats = ReceiveStats()
+    for n in (0, 1, 3):
+        stats.on_packet(0x1, n, 160 * n, 172, n * 0.02, True)
+    for n in (500, 501):
+        stats.on_packet(0x2, n, 160 * n, 172, n * 0.02, True)
+    summary = stats.summary()
+    assert (summary.expected, summary.lost, summary.ssrc_changes) == (6, 1, 1)
+
+
+def test_outgoing_stream_packets_from_a_generator_and_a_peer_interleave_without_jumps() -> None:
+    out = OutgoingStream(ssrc=0x42, first_seq=10, first_ts=1000)
+    token = object()
+    first = out.packet(token, 0, 0, 0, b"\x00" * 160, now=0.0, marker=False)
+    second = out.packet(token, 1, 160, 0, b"\x00" * 160, now=0.02, marker=False)
+    buf = bytearray(rtp(5000, 90000, 0x77))
+    out.rewrite(buf, len(buf), 0x77, 5000, 90000, now=0.04)
+    assert [header(p)[:4] for p in (first, second, bytes(buf))] == [
+        (True, 0, 10, 1000),
+        (False, 0, 11, 1160),
+        (True, 0, 12, 1320),
+    ]
+    assert out.switches == 1
