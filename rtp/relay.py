@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from typing import Final, Literal, Protocol
 
 from rtp.ports import BoundPorts, PortAllocator, PortRange, PortsExhausted
-from rtp.stats import ReceiveStats, StreamSummary
+from rtp.stats import MAX_DROPOUT, ReceiveStats, StreamSummary
 from rtp.stream import OutgoingStream
 
 logger = logging.getLogger(__name__)
@@ -50,6 +50,8 @@ MAX_PACKET: Final = 2048
 #: Packets read per readiness callback before other sockets get their turn: fairness between
 #: calls when one of them is flooded.
 MAX_BATCH: Final = 64
+#: Woken again this soon after the last read: the socket has a backlog, drain it (_on_readable).
+BACKLOG_GAP: Final = 0.001
 #: RFC 3550 §6.1: RTCP packet types 200-204 (and feedback 205-206, XR 207) sit in the second byte.
 _RTCP_TYPES: Final = range(192, 224)  # RFC 5761 §4: what is not RTP on a muxed port
 _SEQ_TS_SSRC: Final = struct.Struct(">HII")
@@ -207,7 +209,9 @@ class Endpoint:
 
     __slots__ = (
         "_buf",
+        "_draining",
         "_view",
+        "_woken",
         "counters_foreign",
         "counters_malformed",
         "counters_rtcp_in",
@@ -240,6 +244,8 @@ class Endpoint:
         self.rtcp_mux = rtcp_mux
         self._buf = bytearray(MAX_PACKET)
         self._view = memoryview(self._buf)
+        self._draining = False
+        self._woken = 0.0
         self.remote: tuple[str, int] | None = None  # where we send RTP (latched or signalled)
         self.remote_rtcp: tuple[str, int] | None = None
         self.remote_spec: RemoteMedia | None = None
@@ -299,13 +305,30 @@ class Endpoint:
         return True
 
     def _on_readable(self) -> None:
-        """Drain the RTP socket (module docstring). Written flat: it runs for every packet."""
+        """Drain the RTP socket (module docstring).
+
+        Written flat, with the common case of :meth:`ReceiveStats.on_packet` and
+        :meth:`OutgoingStream.rewrite` inlined (same source, next sequence number): this runs for
+        every packet, and a Python call costs as much as the rest of the work. The uncommon cases
+        go through those methods, which stay the reference.
+        """
         sock = self.ports.rtp
         buf = self._buf
         view = self._view
         now = time.monotonic()
         unpack = _SEQ_TS_SSRC.unpack_from
-        for _ in range(MAX_BATCH):
+        pack = _SEQ_TS_SSRC.pack_into
+        stats = self.stats
+        rate = stats.clock_rate
+        # One packet per wake-up unless a backlog was seen: most sockets carry 50 packets/s and
+        # hold one packet when the loop wakes, and finding out that there is no second one costs
+        # a raised BlockingIOError, as much as relaying a packet. The poll is level-triggered, so
+        # a packet left behind wakes us again at once; being woken again within BACKLOG_GAP of the
+        # last time means a backlog, and then we drain until the socket would block.
+        batch = MAX_BATCH if self._draining or now - self._woken < BACKLOG_GAP else 1
+        self._woken = now
+        received = 0
+        for _ in range(batch):
             try:
                 size, addr = sock.recvfrom_into(buf)
             except BlockingIOError:
@@ -313,6 +336,7 @@ class Endpoint:
             except OSError as exc:  # an ICMP error reported on the socket: not fatal
                 logger.debug("%s %s: %s", self.session, self.side, exc)
                 continue
+            received += 1
             if addr != self.remote and not self._accept(addr, now):
                 continue
             if size < 12 or (buf[0] & 0xC0) != 0x80:
@@ -324,12 +348,10 @@ class Endpoint:
                 continue
             if not self.receiving:
                 continue  # the peer said it would not send (RFC 3264 §5.1); ignore what it does
-            self.last_rx = now
             seq, ts, ssrc = unpack(buf, 2)
-            payload_type = second & 0x7F
-            is_event = payload_type == self.telephone_event
-            self.stats.on_packet(ssrc, seq, ts, size, now, not is_event)
-            if is_event:
+            if (second & 0x7F) == self.telephone_event:
+                stats.on_packet(ssrc, seq, ts, size, now, False)
+                self.last_rx = now
                 self.relay._emit(
                     TelephoneEventPacket(
                         self.session, self.side, seq, ts, second > 0x7F, bytes(view[12:size]), now
@@ -337,16 +359,54 @@ class Endpoint:
                 )
                 if not self.relay.config.forward_telephone_events:
                     continue
+            elif ssrc == stats.ssrc and 0 < seq - stats._max_seq < MAX_DROPOUT:
+                # ReceiveStats.on_packet, in-order packet of the current source
+                stats.packets += 1
+                stats.bytes += size
+                stats.received += 1
+                stats._max_seq = seq
+                transit = int(now * rate) - ts
+                previous = stats._transit
+                stats._transit = transit
+                if previous is not None:
+                    d = transit - previous
+                    if d < 0:
+                        d = -d
+                    if d > 0x7FFFFFFF:
+                        d = 0x100000000 - d
+                    j = stats.jitter + (d - stats.jitter) / 16.0
+                    stats.jitter = j
+                    if j > stats.max_jitter:
+                        stats.max_jitter = j
+            else:
+                stats.on_packet(ssrc, seq, ts, size, now, True)
+            self.last_rx = now
             target = self.forward
-            if target is None or not target.sending or target.remote is None:
+            if target is None or not target.sending:
                 continue
-            target.out.rewrite(buf, size, ssrc, seq, ts, now)
+            remote = target.remote
+            if remote is None:
+                continue
+            out = target.out
+            if ssrc == out.source:
+                # OutgoingStream.rewrite, same source as the last packet
+                out_seq = (seq + out.seq_delta) & 0xFFFF
+                out_ts = (ts + out.ts_delta) & 0xFFFFFFFF
+                pack(buf, 2, out_seq, out_ts, out.ssrc)
+                out.seq = out_seq
+                out.ts = out_ts
+                out.last_at = now
+                out.packets += 1
+                out.bytes += size
+            else:
+                out.rewrite(buf, size, ssrc, seq, ts, now)
             try:
-                target.ports.rtp.sendto(view[:size], target.remote)
+                target.ports.rtp.sendto(view[:size], remote)
             except OSError as exc:
                 target.counters_send_errors += 1
                 if exc.errno not in (errno.EAGAIN, errno.ENOBUFS, errno.ECONNREFUSED):
                     logger.debug("%s %s: send: %s", self.session, target.side, exc)
+        self._draining = received > 1
 
     def _on_rtcp_readable(self) -> None:
         sock = self.ports.rtcp

@@ -1,0 +1,355 @@
+"""Relay bench: N bridged calls of 20 ms G.711 in both directions through ``rtp.relay``, beside a bare
+forwarder over the same number of socket pairs (the ceiling), in the same run.
+
+    .venv/bin/python bench/relay.py --json bench/out/relay.json            # ~2 minutes
+    .venv/bin/python bench/relay.py --calls 100,1000 --seconds 5           # a shorter run
+
+For each N the system under test runs in its own process pinned to one core (``--cpu``) and the
+load generator, this script, on another (``--gen-cpu``). Each call is two generator sockets, a
+phone and a gateway, each sending a 172-byte RTP packet (20 ms of PCMU) every 20 ms to its relay
+port: 100 packets/s per call through the relay. Every packet carries its send time
+(``time.monotonic_ns``, the clock both processes share) in its payload, which the relay does not
+touch, so the receiver measures the latency of the whole path.
+
+Reported per system and N: packets sent and relayed per second, loss (sent but never received, after
+a settling pause), latency through it p50/p99 (generator to generator), and the CPU the system used
+as a share of its core. The ceiling (``--system ceiling``) is a uvloop reader callback per socket
+that drains it and sends each datagram on, unchanged: what any Python relay costs at least.
+
+Capacity: the generator cannot saturate the ceiling (both are Python on one core each), so capacity
+is CPU-normalized: packets/s divided by the share of its core the system needed at that load, for
+the relay and for the ceiling under the same offered load, and their ratio. The generator's own
+CPU share is printed too: if it nears 100 % it, not the system, is what limits the run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import time
+from array import array
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+import common  # noqa: E402
+
+HOST = "127.0.0.1"
+PACKET_INTERVAL = 0.020
+PAYLOAD = 160
+TARGET_SHARE = 0.70  # of the ceiling's capacity (issue [3/6])
+TARGET_LOSS = 0.001
+TARGET_P99_MS = 5.0
+SETTLE = 0.5
+_HDR = struct.Struct(">BBHII")
+_STAMP = struct.Struct(">Q")
+
+
+# ------------------------------------------------------------------------------------ the servers
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / ticks
+
+
+def serve(system: str, calls: int) -> None:
+    """Child process: bind ``calls`` sessions, print their ports as JSON, forward until stdin closes.
+    Each line on stdin names the generator's ports of one call: ``phone_port gateway_port``."""
+    import uvloop
+
+    uvloop.install()
+    asyncio.run(_serve(system, calls))
+
+
+async def _serve(system: str, calls: int) -> None:
+    loop = asyncio.get_running_loop()
+    ports: list[tuple[int, int]] = []
+    if system == "relay":
+        from rtp.relay import Relay, RelayConfig, RemoteMedia
+
+        relay = Relay(RelayConfig(host=HOST, ports=_free_range(calls * 2)), loop=loop)
+        for n in range(calls):
+            p = relay.open_session(f"c{n}", rtcp_mux=True)
+            ports.append((p.phone, p.gateway))
+        print(json.dumps(ports), flush=True)
+        for n in range(calls):
+            phone, gateway = map(int, (await loop.run_in_executor(None, sys.stdin.readline)).split())
+            relay.set_remote(f"c{n}", "phone", RemoteMedia(HOST, phone))
+            relay.set_remote(f"c{n}", "gateway", RemoteMedia(HOST, gateway))
+            relay.bridge(f"c{n}")
+    else:
+        socks: list[tuple[socket.socket, socket.socket]] = []
+        for _ in range(calls):
+            a, b = _udp(), _udp()
+            socks.append((a, b))
+            ports.append((a.getsockname()[1], b.getsockname()[1]))
+        print(json.dumps(ports), flush=True)
+        for n in range(calls):
+            phone, gateway = map(int, (await loop.run_in_executor(None, sys.stdin.readline)).split())
+            a, b = socks[n]
+            loop.add_reader(a.fileno(), _forwarder(a, b, (HOST, gateway)))
+            loop.add_reader(b.fileno(), _forwarder(b, a, (HOST, phone)))
+    print("ready", flush=True)
+    await loop.run_in_executor(None, sys.stdin.readline)  # until the parent closes stdin
+
+
+def _forwarder(src: socket.socket, dst: socket.socket, to: tuple[str, int]) -> Any:
+    buf = bytearray(2048)
+    view = memoryview(buf)
+
+    def on_readable() -> None:
+        for _ in range(64):
+            try:
+                size, _addr = src.recvfrom_into(buf)
+            except BlockingIOError:
+                return
+            try:  # noqa: SIM105 - contextlib.suppress costs a context manager per packet
+                dst.sendto(view[:size], to)
+            except OSError:
+                pass
+
+    return on_readable
+
+
+def _udp(port: int = 0) -> socket.socket:
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 256 * 1024)
+    s.bind((HOST, port))
+    s.setblocking(False)
+    return s
+
+
+def _free_range(pairs: int) -> Any:
+    from rtp.ports import PortRange
+
+    for _ in range(100):
+        base = random.randrange(20000, 60000 - 2 * pairs, 2)
+        probe = []
+        try:
+            for port in range(base, base + 2 * pairs, 2):
+                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                probe.append(s)
+                s.bind((HOST, port))
+            return PortRange(base, base + 2 * pairs - 1)
+        except OSError:
+            continue
+        finally:
+            for s in probe:
+                s.close()
+    raise SystemExit("no free port range for the relay")
+
+
+# ------------------------------------------------------------------------------------- generator
+
+
+class Generator:
+    """The phones and the gateways of every call: one socket for all phones, one for all gateways
+    (each relay endpoint latches to it; the SSRC tells the calls apart), so receiving drains two
+    sockets in large batches and the generator stays well below its core. Sends on a 1 ms slot
+    schedule, so the packets of all calls spread over each 20 ms period."""
+
+    def __init__(self, calls: int) -> None:
+        self.calls = calls
+        self.phone = _udp()
+        self.gateway = _udp()
+        for sock in (self.phone, self.gateway):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 * 1024 * 1024)
+        self.sent = 0
+        self.received = 0
+        self.send_errors = 0
+        self.latencies = array("d")
+        self.sample_every = max(1, calls // 50)
+
+    def ports(self) -> list[tuple[int, int]]:
+        return [(self.phone.getsockname()[1], self.gateway.getsockname()[1])] * self.calls
+
+    def close(self) -> None:
+        self.phone.close()
+        self.gateway.close()
+
+    async def run(self, targets: list[tuple[int, int]], seconds: float) -> None:
+        loop = asyncio.get_running_loop()
+        for sock in (self.phone, self.gateway):
+            loop.add_reader(sock.fileno(), self._reader(sock))
+        slots = 20
+        per_slot = [list(range(i, self.calls, slots)) for i in range(slots)]
+        payload_tail = b"\xff" * (PAYLOAD - 8)
+        start = loop.time() + 0.05
+        ticks = int(seconds / PACKET_INTERVAL) * slots
+        seq = 0
+        phone, gateway = self.phone.sendto, self.gateway.sendto
+        pack = _HDR.pack
+        for tick in range(ticks):
+            at = start + tick * (PACKET_INTERVAL / slots)
+            delay = at - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            slot = tick % slots
+            if slot == 0:
+                seq += 1
+            ts = seq * PAYLOAD
+            for n in per_slot[slot]:
+                stamp = _STAMP.pack(time.monotonic_ns())
+                phone_port, gateway_port = targets[n]
+                body = stamp + payload_tail
+                try:
+                    phone(pack(0x80, 0, seq & 0xFFFF, ts, 1000 + n) + body, (HOST, phone_port))
+                    gateway(pack(0x80, 0, seq & 0xFFFF, ts, 5000 + n) + body, (HOST, gateway_port))
+                    self.sent += 2
+                except BlockingIOError:
+                    self.send_errors += 1
+        await asyncio.sleep(SETTLE)
+        for sock in (self.phone, self.gateway):
+            loop.remove_reader(sock.fileno())
+
+    def _reader(self, sock: socket.socket) -> Any:
+        buf = bytearray(2048)
+        unpack = _STAMP.unpack_from
+
+        def on_readable() -> None:
+            now = time.monotonic_ns()
+            for _ in range(512):
+                try:
+                    size, _ = sock.recvfrom_into(buf)
+                except BlockingIOError:
+                    return
+                self.received += 1
+                if size >= 20 and self.received % self.sample_every == 0:
+                    self.latencies.append((now - unpack(buf, 12)[0]) / 1e6)
+
+        return on_readable
+
+
+def percentile(values: array[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def run_one(system: str, calls: int, seconds: float, cpu: int | None) -> dict[str, Any]:
+    cmd = [sys.executable, str(Path(__file__).resolve()), "serve", "--system", system, "--calls", str(calls)]
+    if cpu is not None:
+        cmd = ["taskset", "-c", str(cpu), *cmd]
+    child = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    assert child.stdin is not None and child.stdout is not None
+    gen = Generator(calls)
+    try:
+        targets = [tuple(p) for p in json.loads(child.stdout.readline())]
+        for phone, gateway in gen.ports():
+            child.stdin.write(f"{phone} {gateway}\n")
+        child.stdin.flush()
+        if child.stdout.readline().strip() != "ready":
+            raise SystemExit(f"{system} did not start")
+        cpu0 = cpu_seconds(child.pid)
+        gen_cpu0 = time.process_time()
+        wall0 = time.monotonic()
+        asyncio.run(gen.run(targets, seconds))
+        wall = time.monotonic() - wall0
+        used = cpu_seconds(child.pid) - cpu0
+        gen_used = time.process_time() - gen_cpu0
+    finally:
+        if child.stdin:
+            child.stdin.close()
+        try:
+            child.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            child.send_signal(signal.SIGKILL)
+            child.wait()
+        gen.close()
+    active = wall - SETTLE
+    share = used / wall
+    relayed_rate = gen.received / active
+    return {
+        "system": system,
+        "calls": calls,
+        "seconds": seconds,
+        "sent": gen.sent,
+        "received": gen.received,
+        "sent_per_s": gen.sent / active,
+        "relayed_per_s": relayed_rate,
+        "loss": 1 - gen.received / gen.sent if gen.sent else 0.0,
+        "latency_p50_ms": percentile(gen.latencies, 0.50),
+        "latency_p99_ms": percentile(gen.latencies, 0.99),
+        "cpu_share": share,
+        "capacity_per_s": relayed_rate / share if share > 0 else float("nan"),
+        "generator_cpu_share": gen_used / wall,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command")
+    srv = sub.add_parser("serve")
+    srv.add_argument("--system", choices=("relay", "ceiling"), required=True)
+    srv.add_argument("--calls", type=int, required=True)
+    common.add_common_args(parser)
+    parser.add_argument("--calls", default="100,500,1000", help="concurrent calls per step")
+    parser.add_argument("--seconds", type=float, default=10.0, help="length of each step")
+    parser.add_argument("--gen-cpu", type=int, default=0, help="core of the load generator (this script)")
+    args = parser.parse_args()
+    if args.command == "serve":
+        serve(args.system, args.calls)
+        return 0
+    import uvloop
+
+    uvloop.install()
+    cores = sorted(os.sched_getaffinity(0))
+    server_cpu = None if args.no_pin else (args.cpu if args.cpu is not None else cores[-1])
+    if not args.no_pin:
+        os.sched_setaffinity(0, {args.gen_cpu})
+    env = common.environment(common.Pinning(not args.no_pin, server_cpu, f"system on core {server_cpu}"))
+    common.print_environment(env)
+    steps = [int(c) for c in args.calls.split(",")]
+    rows = []
+    print(
+        f"\n{'calls':>6} {'system':>8} {'sent/s':>9} {'relayed/s':>10} {'loss':>8} {'p50 ms':>7}"
+        f" {'p99 ms':>7} {'CPU':>5} {'capacity/s':>11} {'gen CPU':>8}"
+    )
+    for calls in steps:
+        pair = {}
+        for system in ("ceiling", "relay"):
+            r = run_one(system, calls, args.seconds, server_cpu)
+            pair[system] = r
+            rows.append(r)
+            print(
+                f"{calls:>6} {system:>8} {r['sent_per_s']:>9,.0f} {r['relayed_per_s']:>10,.0f}"
+                f" {r['loss']:>8.4%} {r['latency_p50_ms']:>7.2f} {r['latency_p99_ms']:>7.2f}"
+                f" {r['cpu_share']:>5.0%}"
+                f" {r['capacity_per_s']:>11,.0f} {r['generator_cpu_share']:>8.0%}",
+                flush=True,
+            )
+        ratio = pair["relay"]["capacity_per_s"] / pair["ceiling"]["capacity_per_s"]
+        pair["relay"]["capacity_vs_ceiling"] = ratio
+        print(f"{'':>6} relay capacity = {ratio:.0%} of the ceiling's (target >= {TARGET_SHARE:.0%})")
+    at_1000 = next((r for r in rows if r["system"] == "relay" and r["calls"] == 1000), None)
+    verdicts = {}
+    if at_1000 is not None:
+        verdicts["1000_calls_loss"] = at_1000["loss"] < TARGET_LOSS
+        verdicts["1000_calls_p99"] = at_1000["latency_p99_ms"] < TARGET_P99_MS
+        print(
+            f"\n1,000 calls: loss {at_1000['loss']:.4%} (target < {TARGET_LOSS:.1%}), "
+            f"p99 {at_1000['latency_p99_ms']:.2f} ms (target < {TARGET_P99_MS:g} ms)"
+        )
+    if args.json:
+        common.write_json(args.json, {"environment": env, "steps": rows, "verdicts": verdicts})
+        print(f"Wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
