@@ -31,10 +31,11 @@ import logging
 import secrets
 import struct
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Final, Literal, Protocol
 
+from rtp.player import Clip, Finish, MediaClock, PromptPlayer
 from rtp.ports import BoundPorts, PortAllocator, PortRange, PortsExhausted
 from rtp.stats import MAX_DROPOUT, ReceiveStats, StreamSummary
 from rtp.stream import OutgoingStream
@@ -154,7 +155,14 @@ class TelephoneEventPacket:
     at: float
 
 
-MediaEvent = MediaTimeout | SourceLatched | TelephoneEventPacket
+@dataclass(frozen=True, slots=True)
+class PlaybackFinished:
+    session: str
+    side: Side
+    reason: Finish
+
+
+MediaEvent = MediaTimeout | SourceLatched | TelephoneEventPacket | PlaybackFinished
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,6 +230,7 @@ class Endpoint:
         "latch_until",
         "latched",
         "out",
+        "player",
         "ports",
         "receiving",
         "relay",
@@ -257,6 +266,7 @@ class Endpoint:
         self.stats = ReceiveStats()
         self.out = OutgoingStream()  # our stream toward this endpoint's peer
         self.forward: Endpoint | None = None  # where packets from this peer go when bridged
+        self.player: PromptPlayer | None = None  # made on first use
         self.last_rx = time.monotonic()
         self.counters_malformed = 0
         self.counters_foreign = 0
@@ -382,8 +392,8 @@ class Endpoint:
                 stats.on_packet(ssrc, seq, ts, size, now, True)
             self.last_rx = now
             target = self.forward
-            if target is None or not target.sending:
-                continue
+            if target is None or not target.sending or (target.player is not None and target.player.playing):
+                continue  # no bridge, the peer put us on hold, or a prompt plays to it
             remote = target.remote
             if remote is None:
                 continue
@@ -442,6 +452,12 @@ class Endpoint:
             target.counters_rtcp_out += 1
         except OSError:
             target.counters_send_errors += 1
+
+    def send_frame(self, source: object, seq: int, ts: int, payload: bytes, now: float, marker: bool) -> None:
+        """A frame of the prompt player (:class:`rtp.player.Sink`): into our stream to the peer."""
+        spec = self.remote_spec
+        payload_type = spec.payload_type if spec is not None else 0
+        self.send_generated(self.out.packet(source, seq, ts, payload_type, payload, now, marker))
 
     def send_generated(self, data: bytes) -> None:
         """Send a packet a generator built with ``self.out.packet(...)`` to this endpoint's peer."""
@@ -531,6 +547,7 @@ class Relay:
         self._loop = loop
         self._sessions: dict[str, Session] = {}
         self._sweeper: asyncio.TimerHandle | None = None
+        self.clock = MediaClock(loop)
         self.events_dropped = 0
 
     # -- MediaControl ----------------------------------------------------------------------------
@@ -579,6 +596,8 @@ class Relay:
         s = self._sessions.pop(session)
         loop = self._loop
         for endpoint in s.endpoints.values():
+            if endpoint.player is not None:
+                endpoint.player.stop()
             if loop is not None:
                 loop.remove_reader(endpoint.ports.rtp.fileno())
                 if endpoint.ports.rtcp is not None:
@@ -589,6 +608,21 @@ class Relay:
             received={side: e.stats.summary() for side, e in s.endpoints.items()},
             counters={side: e.counters() for side, e in s.endpoints.items()},
         )
+
+    def play(
+        self, session: str, side: Side, clips: Sequence[Clip], *, loop: bool = False, barge_in: bool = True
+    ) -> None:
+        """Play ``clips`` to the ``side`` peer, replacing what plays; the bridged audio toward it
+        pauses meanwhile. :class:`PlaybackFinished` says how it ended."""
+        endpoint = self._session(session).endpoints[side]
+        if endpoint.player is None:
+            endpoint.player = PromptPlayer(endpoint, self._clock(), self._playback_finished(session, side))
+        endpoint.player.play(clips, loop=loop, barge_in=barge_in)
+
+    def stop_playback(self, session: str, side: Side) -> None:
+        player = self._session(session).endpoints[side].player
+        if player is not None:
+            player.stop()
 
     # -- for the players and generators in this process -------------------------------------------
 
@@ -613,6 +647,18 @@ class Relay:
             return self._sessions[session]
         except KeyError:
             raise KeyError(f"no media session {session!r}") from None
+
+    def _clock(self) -> MediaClock:
+        if self.clock._loop is None:
+            self.clock._loop = self._loop
+        return self.clock
+
+    def _playback_finished(self, session: str, side: Side) -> Callable[[PromptPlayer, Finish], None]:
+        def finished(_: PromptPlayer, reason: Finish) -> None:
+            if session in self._sessions:
+                self._emit(PlaybackFinished(session, side, reason))
+
+        return finished
 
     def _emit(self, event: MediaEvent) -> None:
         if self.on_event is None:
@@ -660,6 +706,7 @@ __all__ = [
     "MediaControl",
     "MediaEvent",
     "MediaTimeout",
+    "PlaybackFinished",
     "PortsExhausted",
     "Relay",
     "RelayConfig",
