@@ -4,6 +4,9 @@ forwarder over the same number of socket pairs (the ceiling), in the same run.
     .venv/bin/python bench/relay.py --json bench/out/relay.json            # ~2 minutes
     .venv/bin/python bench/relay.py --calls 100,1000 --seconds 5           # a shorter run
 
+Then M prompt players (``--players``): M calls each playing a looped clip to a listening phone
+socket, and the frames' timing error: arrival less the ideal time on a drift-free 20 ms grid.
+
 For each N the system under test runs in its own process pinned to one core (``--cpu``) and the
 load generator, this script, on another (``--gen-cpu``). Each call is two generator sockets, a
 phone and a gateway, each sending a 172-byte RTP packet (20 ms of PCMU) every 20 ms to its relay
@@ -90,6 +93,19 @@ async def _serve(system: str, calls: int) -> None:
             relay.set_remote(f"c{n}", "phone", RemoteMedia(HOST, phone))
             relay.set_remote(f"c{n}", "gateway", RemoteMedia(HOST, gateway))
             relay.bridge(f"c{n}")
+    elif system == "players":
+        from rtp.player import Clip
+        from rtp.relay import Relay, RelayConfig, RemoteMedia
+
+        relay = Relay(RelayConfig(host=HOST, ports=_free_range(calls * 2)), loop=loop)
+        for n in range(calls):
+            relay.open_session(f"c{n}", rtcp_mux=True)
+        print(json.dumps([(0, 0)] * calls), flush=True)
+        music = Clip("music", tuple(bytes([n % 256]) * 160 for n in range(250)))  # 5 s, looped
+        for n in range(calls):
+            phone, _ = map(int, (await loop.run_in_executor(None, sys.stdin.readline)).split())
+            relay.set_remote(f"c{n}", "phone", RemoteMedia(HOST, phone))
+            relay.play(f"c{n}", "phone", [music], loop=True)
     else:
         socks: list[tuple[socket.socket, socket.socket]] = []
         for _ in range(calls):
@@ -234,6 +250,110 @@ class Generator:
         return on_readable
 
 
+class Listener:
+    """The phones of M calls that only listen to prompts: one socket, arrival time of every frame.
+    A frame's timing error is its arrival less its ideal time on the stream's drift-free 20 ms grid
+    (RTP timestamp / 8000), the grid placed at the stream's earliest frame relative to it, so every
+    error is a lateness >= 0."""
+
+    def __init__(self, calls: int) -> None:
+        self.calls = calls
+        self.sock = _udp()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
+        self.frames: dict[int, array[float]] = {}
+        self.received = 0
+
+    def ports(self) -> list[tuple[int, int]]:
+        return [(self.sock.getsockname()[1], 0)] * self.calls
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def errors(self) -> array[float]:
+        out = array("d")
+        for offsets in self.frames.values():
+            base = min(offsets)
+            out.extend((o - base) * 1000 for o in offsets)
+        return out
+
+    async def run(self, seconds: float) -> None:
+        loop = asyncio.get_running_loop()
+        buf = bytearray(2048)
+        unpack = struct.Struct(">II").unpack_from
+        warmup_until = time.monotonic() + 0.5
+        frames = self.frames
+        first_ts: dict[int, int] = {}
+
+        def on_readable() -> None:
+            now = time.monotonic()
+            for _ in range(512):
+                try:
+                    size, _ = self.sock.recvfrom_into(buf)
+                except BlockingIOError:
+                    return
+                if size < 12 or now < warmup_until:
+                    continue
+                self.received += 1
+                ts, ssrc = unpack(buf, 4)
+                start = first_ts.setdefault(ssrc, ts)
+                # arrival less the frame's place on the grid: constant for a perfectly paced stream
+                frames.setdefault(ssrc, array("d")).append(now - ((ts - start) & 0xFFFFFFFF) / 8000)
+
+        loop.add_reader(self.sock.fileno(), on_readable)
+        await asyncio.sleep(seconds + 0.5)
+        loop.remove_reader(self.sock.fileno())
+
+
+def run_players(players: int, seconds: float, cpu: int | None) -> dict[str, Any]:
+    cmd = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "serve",
+        "--system",
+        "players",
+        "--calls",
+        str(players),
+    ]
+    if cpu is not None:
+        cmd = ["taskset", "-c", str(cpu), *cmd]
+    child = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    assert child.stdin is not None and child.stdout is not None
+    listener = Listener(players)
+    try:
+        child.stdout.readline()
+        for phone, _ in listener.ports():
+            child.stdin.write(f"{phone} 0\n")
+        child.stdin.flush()
+        if child.stdout.readline().strip() != "ready":
+            raise SystemExit("players did not start")
+        cpu0 = cpu_seconds(child.pid)
+        wall0 = time.monotonic()
+        asyncio.run(listener.run(seconds))
+        wall = time.monotonic() - wall0
+        used = cpu_seconds(child.pid) - cpu0
+    finally:
+        if child.stdin:
+            child.stdin.close()
+        try:
+            child.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            child.send_signal(signal.SIGKILL)
+            child.wait()
+        listener.close()
+    expected = players * seconds / PACKET_INTERVAL
+    errors = listener.errors()
+    return {
+        "players": players,
+        "seconds": seconds,
+        "frames_per_s": listener.received / seconds,
+        "frames_expected_per_s": expected / seconds,
+        "timing_error_p50_ms": percentile(errors, 0.50),
+        "timing_error_p99_ms": percentile(errors, 0.99),
+        "timing_error_max_ms": max(errors) if errors else float("nan"),
+        "cpu_share": used / wall,
+    }
+
+
 def percentile(values: array[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -295,12 +415,15 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command")
     srv = sub.add_parser("serve")
-    srv.add_argument("--system", choices=("relay", "ceiling"), required=True)
+    srv.add_argument("--system", choices=("relay", "ceiling", "players"), required=True)
     srv.add_argument("--calls", type=int, required=True)
     common.add_common_args(parser)
     parser.add_argument("--calls", default="100,500,1000", help="concurrent calls per step")
     parser.add_argument("--seconds", type=float, default=10.0, help="length of each step")
     parser.add_argument("--gen-cpu", type=int, default=0, help="core of the load generator (this script)")
+    parser.add_argument(
+        "--players", default="100,1000", help="concurrent prompt players per step ('' for none)"
+    )
     args = parser.parse_args()
     if args.command == "serve":
         serve(args.system, args.calls)
@@ -336,6 +459,20 @@ def main() -> int:
         ratio = pair["relay"]["capacity_per_s"] / pair["ceiling"]["capacity_per_s"]
         pair["relay"]["capacity_vs_ceiling"] = ratio
         print(f"{'':>6} relay capacity = {ratio:.0%} of the ceiling's (target >= {TARGET_SHARE:.0%})")
+    player_rows = []
+    if args.players:
+        print(
+            f"\n{'players':>8} {'frames/s':>9} {'of':>8} {'err p50':>8} {'err p99':>8} {'max':>7} {'CPU':>5}"
+        )
+        for players in [int(p) for p in args.players.split(",")]:
+            r = run_players(players, args.seconds, server_cpu)
+            player_rows.append(r)
+            print(
+                f"{players:>8} {r['frames_per_s']:>9,.0f} {r['frames_expected_per_s']:>8,.0f}"
+                f" {r['timing_error_p50_ms']:>7.2f}ms {r['timing_error_p99_ms']:>6.2f}ms"
+                f" {r['timing_error_max_ms']:>5.1f}ms {r['cpu_share']:>5.0%}",
+                flush=True,
+            )
     at_1000 = next((r for r in rows if r["system"] == "relay" and r["calls"] == 1000), None)
     verdicts = {}
     if at_1000 is not None:
@@ -346,7 +483,9 @@ def main() -> int:
             f"p99 {at_1000['latency_p99_ms']:.2f} ms (target < {TARGET_P99_MS:g} ms)"
         )
     if args.json:
-        common.write_json(args.json, {"environment": env, "steps": rows, "verdicts": verdicts})
+        common.write_json(
+            args.json, {"environment": env, "steps": rows, "players": player_rows, "verdicts": verdicts}
+        )
         print(f"Wrote {args.json}")
     return 0
 
