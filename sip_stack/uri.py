@@ -224,7 +224,9 @@ def _ipv6_address(text: str) -> ipaddress.IPv6Address | None:
 
 
 _OCTET = r"(?:25[0-5]|2[0-4][0-9]|[01]?[0-9]?[0-9])"
-_IPV4_ADDRESS: Final = re.compile(rf"{_OCTET}\.{_OCTET}\.{_OCTET}\.{_OCTET}")
+#: RFC 3261 §25.1 ``IPv4address`` as regex source: what :func:`check_host` calls "ipv4".
+IPV4_ADDRESS_PATTERN: Final = rf"{_OCTET}\.{_OCTET}\.{_OCTET}\.{_OCTET}"
+_IPV4_ADDRESS: Final = re.compile(IPV4_ADDRESS_PATTERN)
 
 
 def check_host(host: str, what: str = "SIP URI host") -> HostType:

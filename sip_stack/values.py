@@ -26,12 +26,15 @@ from .headers import (
     split_list,
     unquote,
 )
-from .uri import AbsoluteURI, SipURI, TelURI, check_host, parse_uri
+from .uri import IPV4_ADDRESS_PATTERN, AbsoluteURI, SipURI, TelURI, check_host, parse_uri
 
 _WS: Final = " \t"
 
 #: RFC 3261 §8.1.1.7: a branch starting with this cookie was made by an RFC 3261 element.
 BRANCH_MAGIC_COOKIE: Final = "z9hG4bK"
+
+#: One RFC 3261 §25.1 token character, as a regex class (headers.TOKEN_CHARS).
+_TOKEN_CHAR: Final = r"[A-Za-z0-9\-.!%*_+`'~]"
 
 #: Largest CSeq sequence number (RFC 3261 §8.1.1.5: "MUST be expressible as a 32-bit unsigned
 #: integer" and "less than 2**31").
@@ -84,8 +87,12 @@ def parse_delta_seconds(text: str, where: str) -> int:
 
 # --------------------------------------------------------------------------------------------- Via
 
+# The host is tried as an IPv4 address first, which check_host would accept as is: a match there
+# saves that call.
 _VIA_FAST: Final = re.compile(
-    r"SIP/2\.0/([A-Za-z]+) ([A-Za-z0-9.\-]+|\[[0-9A-Fa-f:.]+\])(?::([0-9]{1,5}))?(?:;(.*))?\Z", re.S
+    rf"SIP/2\.0/([A-Za-z]+) (?:({IPV4_ADDRESS_PATTERN})|([A-Za-z0-9.\-]+|\[[0-9A-Fa-f:.]+\]))"
+    r"(?::([0-9]{1,5}))?(?:;(.*))?\Z",
+    re.S,
 )
 _TRANSPORT: Final = re.compile(r"[^ \t;]*")
 
@@ -104,13 +111,16 @@ class Via(msgspec.Struct, frozen=True):
         m = _VIA_FAST.match(text)
         if m is not None:
             # The common spelling, "SIP/2.0/UDP host:port;params": one C-level match.
-            transport, host, port_text, param_text = m.groups()
+            transport, ipv4, host, port_text, param_text = m.groups()
             port = None
             if port_text is not None:
                 port = int(port_text)
                 if port > 65535:
                     raise ParseError(f"Via sent-by: port out of range: {port}")
-            check_host(host, "Via sent-by host")
+            if ipv4 is not None:
+                host = ipv4
+            else:
+                check_host(host, "Via sent-by host")
             return cls(
                 transport.upper(),
                 host,
@@ -187,8 +197,15 @@ class Via(msgspec.Struct, frozen=True):
 # ----------------------------------------------------------------------------------- name-addr
 
 
-_TAG_ONLY: Final = re.compile(r"tag=([A-Za-z0-9\-.!%*_+`'~]+)")
-_NAME_ADDR_FAST: Final = re.compile(r'(?:"((?:[^"\\\r\n]|\\.)*)" ?)?<([^<>\s"]+)>(?:;(.*))?\Z', re.S)
+# The display name's quoted-string is written "unrolled" (runs of plain characters between
+# quoted-pairs): the same language as (?:[^"\\\r\n]|\\.)*, matched without a branch per character.
+# After the URI, From/To's usual lone parameter ";tag=token" gets its own group; any other
+# parameter text goes to the last group, for parse_params.
+_NAME_ADDR_FAST: Final = re.compile(
+    r'(?:"([^"\\\r\n]*(?:\\.[^"\\\r\n]*)*)" ?)?<([^<>\s"]+)>'
+    rf"(?:;(?:tag=({_TOKEN_CHAR}+)|(.*)))?\Z",
+    re.S,
+)
 
 
 class NameAddr(msgspec.Struct, frozen=True):
@@ -208,13 +225,13 @@ class NameAddr(msgspec.Struct, frozen=True):
         m = _NAME_ADDR_FAST.match(text)
         if m is not None:
             # The common spellings, '"Name" <uri>;params' and '<uri>;params': one C-level match.
-            quoted_name, uri_text, param_text = m.groups()
+            quoted_name, uri_text, tag, param_text = m.groups()
             if quoted_name is not None and "\\" in quoted_name:
                 quoted_name = unquote(f'"{quoted_name}"')
-            if param_text is None:
-                params: Params = ()
-            elif (tag := _TAG_ONLY.fullmatch(param_text)) is not None:
-                params = (("tag", tag.group(1)),)  # From/To's usual lone parameter
+            if tag is not None:
+                params: Params = (("tag", tag),)
+            elif param_text is None:
+                params = ()
             else:
                 params = parse_params(param_text, header)
             return cls(uri_text, quoted_name, params, True)
@@ -334,6 +351,9 @@ class Contact(msgspec.Struct, frozen=True):
 # ----------------------------------------------------------------------------------- CSeq etc.
 
 
+_CSEQ_FAST: Final = re.compile(rf"([0-9]{{1,10}}) ({_TOKEN_CHAR}+)")
+
+
 class CSeq(msgspec.Struct, frozen=True):
     """CSeq (RFC 3261 §20.16): sequence number below 2**31 and the method."""
 
@@ -342,6 +362,13 @@ class CSeq(msgspec.Struct, frozen=True):
 
     @classmethod
     def parse(cls, text: str) -> CSeq:
+        m = _CSEQ_FAST.fullmatch(text)
+        if m is not None:
+            # The everyday "31942 INVITE": one C-level match; the rest explains what is wrong.
+            number, method = m.groups()
+            seq = int(number)
+            if seq <= MAX_CSEQ:
+                return cls(seq, method)
         # LWS is SP and HTAB only (RFC 3261 §25.1); str.split() would also split on NBSP, U+2028 ...
         parts = text.split(" ")
         if len(parts) != 2 or not parts[0] or not parts[1]:
