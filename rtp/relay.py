@@ -35,6 +35,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Final, Literal, Protocol
 
+from rtp.dtmf import Digit, Rfc4733Detector, Rfc4733Generator
 from rtp.player import Clip, Finish, MediaClock, PromptPlayer
 from rtp.ports import BoundPorts, PortAllocator, PortRange, PortsExhausted
 from rtp.stats import MAX_DROPOUT, ReceiveStats, StreamSummary
@@ -143,16 +144,12 @@ class SourceLatched:
 
 
 @dataclass(frozen=True, slots=True)
-class TelephoneEventPacket:
-    """An RFC 4733 packet from a peer, for the DTMF detector of that side (rtp.dtmf)."""
+class DigitReceived:
+    """A key the ``side`` peer pressed, detected in its media (RFC 4733 events, or in-band tones)."""
 
     session: str
     side: Side
-    sequence: int
-    timestamp: int
-    marker: bool
-    payload: bytes
-    at: float
+    digit: Digit
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,7 +159,7 @@ class PlaybackFinished:
     reason: Finish
 
 
-MediaEvent = MediaTimeout | SourceLatched | TelephoneEventPacket | PlaybackFinished
+MediaEvent = MediaTimeout | SourceLatched | DigitReceived | PlaybackFinished
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,11 +222,13 @@ class Endpoint:
         "counters_rtcp_in",
         "counters_rtcp_out",
         "counters_send_errors",
+        "detector",
         "forward",
         "last_rx",
         "latch_until",
         "latched",
         "out",
+        "paused",
         "player",
         "ports",
         "receiving",
@@ -267,6 +266,8 @@ class Endpoint:
         self.out = OutgoingStream()  # our stream toward this endpoint's peer
         self.forward: Endpoint | None = None  # where packets from this peer go when bridged
         self.player: PromptPlayer | None = None  # made on first use
+        self.paused = False  # a prompt or our digits go to the peer: the bridged audio waits
+        self.detector: Rfc4733Detector | None = None  # made on the first telephone-event
         self.last_rx = time.monotonic()
         self.counters_malformed = 0
         self.counters_foreign = 0
@@ -362,11 +363,7 @@ class Endpoint:
             if (second & 0x7F) == self.telephone_event:
                 stats.on_packet(ssrc, seq, ts, size, now, False)
                 self.last_rx = now
-                self.relay._emit(
-                    TelephoneEventPacket(
-                        self.session, self.side, seq, ts, second > 0x7F, bytes(view[12:size]), now
-                    )
-                )
+                self._telephone_event(seq, ts, second > 0x7F, bytes(view[12:size]), now)
                 if not self.relay.config.forward_telephone_events:
                     continue
             elif ssrc == stats.ssrc and 0 < seq - stats._max_seq < MAX_DROPOUT:
@@ -392,8 +389,8 @@ class Endpoint:
                 stats.on_packet(ssrc, seq, ts, size, now, True)
             self.last_rx = now
             target = self.forward
-            if target is None or not target.sending or (target.player is not None and target.player.playing):
-                continue  # no bridge, the peer put us on hold, or a prompt plays to it
+            if target is None or not target.sending or target.paused:
+                continue  # no bridge, the peer put us on hold, or a prompt or digits go to it
             remote = target.remote
             if remote is None:
                 continue
@@ -417,6 +414,20 @@ class Endpoint:
                 if exc.errno not in (errno.EAGAIN, errno.ENOBUFS, errno.ECONNREFUSED):
                     logger.debug("%s %s: send: %s", self.session, target.side, exc)
         self._draining = received > 1
+
+    def _telephone_event(self, seq: int, ts: int, marker: bool, payload: bytes, now: float) -> None:
+        detector = self.detector
+        if detector is None:
+            detector = self.detector = Rfc4733Detector(clock_rate=self.stats.clock_rate)
+        self._digits(detector.receive(seq, ts, marker, payload, now))
+        if detector.deadline is not None:
+            self.relay._dtmf_pending(self, detector.deadline)
+
+    def _digits(self, digits: list[Digit]) -> None:
+        for digit in digits:
+            if self.player is not None:
+                self.player.digit()  # barge-in, when the prompt allows it
+            self.relay._emit(DigitReceived(self.session, self.side, digit))
 
     def _on_rtcp_readable(self) -> None:
         sock = self.ports.rtcp
@@ -549,6 +560,12 @@ class Relay:
         self._sweeper: asyncio.TimerHandle | None = None
         self.clock = MediaClock(loop)
         self.events_dropped = 0
+        # RFC 4733 detectors waiting for an end that may never come (all end packets lost)
+        self._dtmf_waiting: dict[int, Endpoint] = {}
+        self._dtmf_timer: asyncio.TimerHandle | None = None
+        self._dtmf_timer_at = 0.0
+        # digits we are sending, per endpoint: the timers of their packets
+        self._sending_digits: dict[int, list[asyncio.TimerHandle]] = {}
 
     # -- MediaControl ----------------------------------------------------------------------------
 
@@ -596,6 +613,9 @@ class Relay:
         s = self._sessions.pop(session)
         loop = self._loop
         for endpoint in s.endpoints.values():
+            for handle in self._sending_digits.pop(id(endpoint), []):
+                handle.cancel()
+            self._dtmf_waiting.pop(id(endpoint), None)
             if endpoint.player is not None:
                 endpoint.player.stop()
             if loop is not None:
@@ -618,11 +638,76 @@ class Relay:
         if endpoint.player is None:
             endpoint.player = PromptPlayer(endpoint, self._clock(), self._playback_finished(session, side))
         endpoint.player.play(clips, loop=loop, barge_in=barge_in)
+        endpoint.paused = endpoint.player.playing or id(endpoint) in self._sending_digits
 
     def stop_playback(self, session: str, side: Side) -> None:
         player = self._session(session).endpoints[side].player
         if player is not None:
             player.stop()
+
+    def send_digits(
+        self, session: str, side: Side, keys: str, *, duration_ms: int = 100, gap_ms: int = 60
+    ) -> None:
+        """Send ``keys`` to the ``side`` peer as RFC 4733 events in our stream to it (to pass a
+        caller's digits on to a gateway or a trunk); the bridged audio toward it waits meanwhile.
+        Raises ValueError when that peer negotiated no telephone-event."""
+        endpoint = self._session(session).endpoints[side]
+        spec = endpoint.remote_spec
+        if spec is None or spec.telephone_event is None:
+            raise ValueError(f"{side} side of {session!r} negotiated no telephone-event")
+        loop = self._loop
+        assert loop is not None
+        generator = Rfc4733Generator(spec.telephone_event, clock_rate=spec.clock_rate)
+        token = object()  # the source of these packets in the outgoing stream
+        handles = self._sending_digits.setdefault(id(endpoint), [])
+        # Digits asked for while others are still going out follow them.
+        busy_until = max((h.when() for h in handles if not h.cancelled()), default=loop.time())
+        start = max(0.0, busy_until - loop.time()) + (gap_ms / 1000 if handles else 0.0)
+        done = start
+        seq = 0
+        ts = 0
+        for key in keys:
+            packets = generator.packets(key, duration_ms, ts)
+            for packet in packets:
+                seq += 1
+                handles.append(
+                    loop.call_later(
+                        start + packet.send_offset,
+                        self._send_event,
+                        endpoint,
+                        token,
+                        seq,
+                        packet.timestamp,
+                        packet.marker,
+                        packet.payload,
+                    )
+                )
+            # the next event starts after this one and the gap, on the same media clock
+            last = packets[-1].send_offset if packets else 0.0
+            done = start + last
+            start += last + gap_ms / 1000
+            ts += round((last + gap_ms / 1000) * spec.clock_rate)
+        handles.append(loop.call_later(done, self._digits_sent, endpoint))
+        endpoint.paused = True
+
+    def _send_event(
+        self, endpoint: Endpoint, token: object, seq: int, ts: int, marker: bool, payload: bytes
+    ) -> None:
+        spec = endpoint.remote_spec
+        if spec is None or spec.telephone_event is None:
+            return
+        now = time.monotonic()
+        endpoint.send_generated(
+            endpoint.out.packet(token, seq, ts, spec.telephone_event, payload, now, marker)
+        )
+
+    def _digits_sent(self, endpoint: Endpoint) -> None:
+        handles = self._sending_digits.get(id(endpoint), [])
+        loop = self._loop
+        if loop is not None and any(h.when() > loop.time() and not h.cancelled() for h in handles):
+            return  # more digits were asked for meanwhile: their own end comes later
+        self._sending_digits.pop(id(endpoint), None)
+        endpoint.paused = endpoint.player is not None and endpoint.player.playing
 
     # -- for the players and generators in this process -------------------------------------------
 
@@ -655,10 +740,40 @@ class Relay:
 
     def _playback_finished(self, session: str, side: Side) -> Callable[[PromptPlayer, Finish], None]:
         def finished(_: PromptPlayer, reason: Finish) -> None:
-            if session in self._sessions:
+            s = self._sessions.get(session)
+            if s is not None:
+                endpoint = s.endpoints[side]
+                endpoint.paused = id(endpoint) in self._sending_digits
                 self._emit(PlaybackFinished(session, side, reason))
 
         return finished
+
+    def _dtmf_pending(self, endpoint: Endpoint, deadline: float) -> None:
+        """A detector needs :meth:`Rfc4733Detector.on_timer` at ``deadline`` (one timer for all)."""
+        self._dtmf_waiting[id(endpoint)] = endpoint
+        if self._dtmf_timer is None or deadline < self._dtmf_timer_at:
+            if self._dtmf_timer is not None:
+                self._dtmf_timer.cancel()
+            loop = self._loop
+            assert loop is not None
+            self._dtmf_timer_at = deadline
+            self._dtmf_timer = loop.call_at(
+                loop.time() + max(0.0, deadline - time.monotonic()), self._dtmf_due
+            )
+
+    def _dtmf_due(self) -> None:
+        self._dtmf_timer = None
+        now = time.monotonic()
+        waiting = list(self._dtmf_waiting.values())
+        self._dtmf_waiting.clear()
+        for endpoint in waiting:
+            detector = endpoint.detector
+            if detector is None or endpoint.session not in self._sessions:
+                continue
+            if detector.deadline is not None and detector.deadline <= now:
+                endpoint._digits(detector.on_timer(now))
+            if detector.deadline is not None:
+                self._dtmf_pending(endpoint, detector.deadline)
 
     def _emit(self, event: MediaEvent) -> None:
         if self.on_event is None:
@@ -699,6 +814,7 @@ def random_session_id() -> str:
 
 __all__ = [
     "SIDES",
+    "DigitReceived",
     "Direction",
     "Endpoint",
     "EndpointCounters",
@@ -715,6 +831,5 @@ __all__ = [
     "SessionStats",
     "Side",
     "SourceLatched",
-    "TelephoneEventPacket",
     "rewrite_rtcp",
 ]

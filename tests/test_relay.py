@@ -12,17 +12,20 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
+from rtp.dtmf import Rfc4733Detector
+from rtp.player import Clip
 from rtp.ports import PortAllocator, PortRange, PortRangeError, PortsExhausted
 from rtp.relay import (
+    DigitReceived,
     Direction,
     LatchMode,
     MediaEvent,
     MediaTimeout,
+    PlaybackFinished,
     Relay,
     RelayConfig,
     RemoteMedia,
     SourceLatched,
-    TelephoneEventPacket,
     rewrite_rtcp,
 )
 from rtp.stats import ReceiveStats
@@ -335,22 +338,97 @@ async def test_malformed_datagrams_are_counted_and_dropped(relay_factory, peers,
     assert relay.endpoint("call", "phone").counters().malformed == 1
 
 
-async def test_telephone_events_reach_the_controller_and_stay_off_the_gateway(relay_factory, peers) -> None:  # type: ignore[no-untyped-def]
+def event_packets(key_event: int, seq: int, ts: int, *, ends: int = 3) -> list[bytes]:
+    """A 100 ms RFC 4733 press as a phone sends it: start (marker), updates, ``ends`` end packets."""
+    out = []
+    for n, duration in enumerate((160, 400, 640)):
+        out.append(
+            rtp(
+                seq + n,
+                ts,
+                0x1,
+                bytes([key_event, 0x0A]) + duration.to_bytes(2, "big"),
+                pt=101,
+                marker=n == 0,
+            )
+        )
+    for n in range(ends):
+        out.append(rtp(seq + 3 + n, ts, 0x1, bytes([key_event, 0x8A]) + (800).to_bytes(2, "big"), pt=101))
+    return out
+
+
+async def test_a_keypress_becomes_one_digit_and_stays_off_the_gateway(relay_factory, peers) -> None:  # type: ignore[no-untyped-def]
     relay, events = relay_factory()
     phone, gateway = Peer(), Peer()
     peers += [phone, gateway]
     phone_port, _ = await bridged(relay, phone, gateway, telephone_event=101)
-    phone.send(rtp(5, 800, 0x1, bytes([5, 0x0A, 0x00, 0xA0]), pt=101, marker=True), phone_port)
-    assert await gateway.nothing()
-    (event,) = events.of(TelephoneEventPacket)
-    assert isinstance(event, TelephoneEventPacket)
-    assert (event.side, event.sequence, event.timestamp, event.marker, event.payload) == (
-        "phone",
-        5,
-        800,
-        True,
-        bytes([5, 0x0A, 0x00, 0xA0]),
-    )
+    for packet in event_packets(5, 10, 8000):
+        phone.send(packet, phone_port)
+    assert await gateway.nothing()  # keypad commands are ours, not the meeting's
+    digits = [e for e in events.of(DigitReceived)]
+    assert [(e.side, e.digit.key, e.digit.source, e.digit.duration_ms) for e in digits] == [  # type: ignore[union-attr]
+        ("phone", "5", "rfc4733", 100)
+    ]
+
+
+async def test_a_keypress_whose_end_packets_are_lost_ends_by_timeout(relay_factory, peers) -> None:  # type: ignore[no-untyped-def]
+    relay, events = relay_factory()
+    phone, gateway = Peer(), Peer()
+    peers += [phone, gateway]
+    phone_port, _ = await bridged(relay, phone, gateway, telephone_event=101)
+    for packet in event_packets(11, 10, 8000, ends=0):
+        phone.send(packet, phone_port)
+    await asyncio.sleep(0.1)
+    assert not events.of(DigitReceived)
+    await asyncio.sleep(0.4)
+    assert [e.digit.key for e in events.of(DigitReceived)] == ["#"]  # type: ignore[union-attr]
+
+
+async def test_a_digit_stops_a_prompt_that_allows_barge_in(relay_factory, peers) -> None:  # type: ignore[no-untyped-def]
+    relay, events = relay_factory()
+    phone, gateway = Peer(), Peer()
+    peers += [phone, gateway]
+    phone_port, _ = await bridged(relay, phone, gateway, telephone_event=101)
+    relay.play("call", "phone", [Clip("menu", tuple(b"\xff" * 160 for _ in range(100)))])
+    await phone.recv()
+    for packet in event_packets(1, 10, 8000):
+        phone.send(packet, phone_port)
+    await asyncio.sleep(0.05)
+    assert events.of(PlaybackFinished) == [PlaybackFinished("call", "phone", "barge-in")]
+
+
+async def test_digits_we_send_arrive_as_rfc4733_events_in_our_stream(relay_factory, peers) -> None:  # type: ignore[no-untyped-def]
+    relay, _ = relay_factory()
+    phone, gateway = Peer(), Peer()
+    peers += [phone, gateway]
+    ports = relay.open_session("call")
+    relay.set_remote("call", "phone", RemoteMedia(HOST, phone.address[1]))
+    relay.set_remote("call", "gateway", RemoteMedia(HOST, gateway.address[1], telephone_event=96))
+    relay.bridge("call")
+    phone.send(rtp(1, 160, 0xA), ports.phone)
+    before = header(await gateway.recv())
+    relay.send_digits("call", "gateway", "12#", duration_ms=80, gap_ms=50)
+    detector = Rfc4733Detector()
+    loop = asyncio.get_running_loop()
+    keys: list[str] = []
+    heads = []
+    while len(keys) < 3:
+        data = await gateway.recv(2.0)
+        h = header(data)
+        heads.append(h)
+        assert h[1] == 96 and h[4] == before[4]  # telephone-event, in the stream the gateway knows
+        keys += [d.key for d in detector.receive(h[2], h[3], h[0], data[12:], loop.time())]
+        phone.send(rtp(2 + len(heads), 160 * (2 + len(heads)), 0xA), ports.phone)  # paused meanwhile
+    assert keys == ["1", "2", "#"]
+    assert [(h[2] - before[2]) & 0xFFFF for h in heads] == list(range(1, len(heads) + 1))
+    starts = sorted({h[3] for h in heads}, key=lambda t: (t - before[3]) & 0xFFFFFFFF)
+    assert len(starts) == 3  # one timestamp per event, moving forward
+    await asyncio.sleep(0.2)  # the last end packets follow the first one by 100 ms
+    phone.send(rtp(100, 16000, 0xA), ports.phone)
+    resumed = header(await gateway.recv())
+    while resumed[1] == 96:  # the last end packets may still be on their way
+        resumed = header(await gateway.recv())
+    assert resumed[0] is True and (resumed[2] - heads[-1][2]) & 0xFFFF >= 1
 
 
 async def test_media_timeout_is_reported_once_per_period(relay_factory, peers) -> None:  # type: ignore[no-untyped-def]
