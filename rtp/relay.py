@@ -35,9 +35,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Final, Literal, Protocol
 
-from rtp.dtmf import Digit, Rfc4733Detector, Rfc4733Generator
+from rtp.dtmf import Digit, DigitSource, Rfc4733Detector, Rfc4733Generator
+from rtp.g711 import PCMA_PAYLOAD_TYPE, PCMU_PAYLOAD_TYPE, decode, encode
+from rtp.inband import InbandDetector
 from rtp.player import Clip, Finish, MediaClock, PromptPlayer
 from rtp.ports import BoundPorts, PortAllocator, PortRange, PortsExhausted
+from rtp.prompts import PromptSet
 from rtp.stats import MAX_DROPOUT, ReceiveStats, StreamSummary
 from rtp.stream import OutgoingStream
 
@@ -93,6 +96,9 @@ class RelayConfig:
     media_timeout: float = 30.0
     #: Telephone events from the phone are consumed as keypad commands, not passed to the gateway.
     forward_telephone_events: bool = False
+    #: Listen for DTMF tones in the phone's G.711 audio when its SDP offered no telephone-event.
+    #: It costs ~40-70 µs of CPU per packet while someone speaks, so only those calls pay it.
+    inband_dtmf: bool = True
 
     def __post_init__(self) -> None:
         if self.latch_window < 0:
@@ -224,6 +230,7 @@ class Endpoint:
         "counters_send_errors",
         "detector",
         "forward",
+        "inband",
         "last_rx",
         "latch_until",
         "latched",
@@ -268,6 +275,7 @@ class Endpoint:
         self.player: PromptPlayer | None = None  # made on first use
         self.paused = False  # a prompt or our digits go to the peer: the bridged audio waits
         self.detector: Rfc4733Detector | None = None  # made on the first telephone-event
+        self.inband: InbandDetector | None = None  # when the peer sends G.711 and no telephone-event
         self.last_rx = time.monotonic()
         self.counters_malformed = 0
         self.counters_foreign = 0
@@ -290,6 +298,16 @@ class Endpoint:
         self.sending = direction in (Direction.SENDRECV, Direction.RECVONLY) and remote.port != 0
         self.receiving = direction in (Direction.SENDRECV, Direction.SENDONLY) and remote.port != 0
         self.telephone_event = -1 if remote.telephone_event is None else remote.telephone_event
+        wants_inband = (
+            self.side == "phone"
+            and self.relay.config.inband_dtmf
+            and remote.telephone_event is None
+            and remote.payload_type in (PCMU_PAYLOAD_TYPE, PCMA_PAYLOAD_TYPE)
+        )
+        if not wants_inband:
+            self.inband = None
+        elif self.inband is None:
+            self.inband = InbandDetector()
         if self.stats.clock_rate != remote.clock_rate:
             self.stats.clock_rate = remote.clock_rate
         self.out.clock_rate = remote.clock_rate
@@ -388,6 +406,8 @@ class Endpoint:
             else:
                 stats.on_packet(ssrc, seq, ts, size, now, True)
             self.last_rx = now
+            if self.inband is not None:
+                self._inband(second & 0x7F, view[12:size], now)
             target = self.forward
             if target is None or not target.sending or target.paused:
                 continue  # no bridge, the peer put us on hold, or a prompt or digits go to it
@@ -422,6 +442,19 @@ class Endpoint:
         self._digits(detector.receive(seq, ts, marker, payload, now))
         if detector.deadline is not None:
             self.relay._dtmf_pending(self, detector.deadline)
+
+    def _inband(self, payload_type: int, payload: memoryview, now: float) -> None:
+        inband = self.inband
+        if inband is None or payload_type not in (PCMU_PAYLOAD_TYPE, PCMA_PAYLOAD_TYPE):
+            return
+        found = inband.feed(decode(payload_type, payload), now)
+        if found:
+            self._digits(
+                [
+                    Digit(d.key, DigitSource.INBAND, d.duration_ms, started_at=d.started, ended_at=now)
+                    for d in found
+                ]
+            )
 
     def _digits(self, digits: list[Digit]) -> None:
         for digit in digits:
@@ -560,6 +593,8 @@ class Relay:
         self._sweeper: asyncio.TimerHandle | None = None
         self.clock = MediaClock(loop)
         self.events_dropped = 0
+        self.prompts: PromptSet | None = None
+        self._clips: dict[tuple[str, str | None, int], Clip] = {}
         # RFC 4733 detectors waiting for an end that may never come (all end packets lost)
         self._dtmf_waiting: dict[int, Endpoint] = {}
         self._dtmf_timer: asyncio.TimerHandle | None = None
@@ -639,6 +674,44 @@ class Relay:
             endpoint.player = PromptPlayer(endpoint, self._clock(), self._playback_finished(session, side))
         endpoint.player.play(clips, loop=loop, barge_in=barge_in)
         endpoint.paused = endpoint.player.playing or id(endpoint) in self._sending_digits
+
+    def play_prompts(
+        self,
+        session: str,
+        side: Side,
+        names: Sequence[str],
+        *,
+        language: str | None = None,
+        loop: bool = False,
+        barge_in: bool = True,
+    ) -> None:
+        """:meth:`play` the prompts ``names`` of :attr:`prompts` (a PromptSet) in ``language``, in
+        the codec that side negotiated. Each prompt is encoded once per codec and kept."""
+        if self.prompts is None:
+            raise ValueError("no prompt set loaded (Relay.prompts)")
+        endpoint = self._session(session).endpoints[side]
+        spec = endpoint.remote_spec
+        payload_type = spec.payload_type if spec is not None else PCMU_PAYLOAD_TYPE
+        if payload_type not in (PCMU_PAYLOAD_TYPE, PCMA_PAYLOAD_TYPE):
+            raise ValueError(f"prompts are G.711; the {side} side negotiated payload type {payload_type}")
+        self.play(
+            session,
+            side,
+            [self._clip(n, language, payload_type) for n in names],
+            loop=loop,
+            barge_in=barge_in,
+        )
+
+    def _clip(self, name: str, language: str | None, payload_type: int) -> Clip:
+        key = (name, language, payload_type)
+        clip = self._clips.get(key)
+        if clip is None:
+            assert self.prompts is not None
+            prompt = self.prompts.prompt(name, language)
+            silence = 0xFF if payload_type == PCMU_PAYLOAD_TYPE else 0xD5
+            clip = Clip.from_payload(name, encode(payload_type, prompt.as_array()), silence)
+            self._clips[key] = clip
+        return clip
 
     def stop_playback(self, session: str, side: Side) -> None:
         player = self._session(session).endpoints[side].player

@@ -5,12 +5,16 @@ bridged audio."""
 from __future__ import annotations
 
 import asyncio
+import math
 import struct
+from array import array
 
 import pytest
 
+from rtp.g711 import decode_pcma, encode_pcmu
 from rtp.player import FRAME_SAMPLES, Clip, MediaClock, PromptPlayer
-from rtp.relay import PlaybackFinished, Relay, RelayConfig, RemoteMedia
+from rtp.prompts import PromptSet, shipped_directory
+from rtp.relay import DigitReceived, PlaybackFinished, Relay, RelayConfig, RemoteMedia
 from tests.test_relay import HOST, Peer, free_range, header, rtp
 
 
@@ -171,3 +175,72 @@ async def test_many_players_share_one_clock(relay) -> None:  # type: ignore[no-u
         big.close()
         for p in peers:
             p.close()
+
+
+# ---------------------------------------------------------------------- real prompts, real codecs
+
+
+async def test_shipped_prompts_arrive_decodable_to_their_source_audio(relay) -> None:  # type: ignore[no-untyped-def]
+    """A queue of two shipped prompts ("you entered" style read-back: digit 4, digit 2) in PCMA:
+    every frame arrives, timestamps advance by 160 without a jump, and the audio decodes back to
+    the prompt's samples within G.711's quantization error."""
+    r, _ = relay
+    r.prompts = PromptSet.load(shipped_directory(), languages=("en", "es"))
+    phone = Peer()
+    try:
+        r.open_session("call")
+        r.set_remote("call", "phone", RemoteMedia(HOST, phone.address[1], payload_type=8))
+        r.play_prompts("call", "phone", ["digit_4", "digit_2"], language="es")
+        source = array("h")
+        for name in ("digit_4", "digit_2"):
+            samples = r.prompts.prompt(name, "es").as_array()
+            source.extend(samples)
+            source.extend([0] * ((-len(samples)) % FRAME_SAMPLES))  # each clip is padded to a frame
+        frames = len(source) // FRAME_SAMPLES
+        received = [await phone.recv() for _ in range(frames)]
+        assert await phone.nothing(0.1)
+        heads = [header(d) for d in received]
+        assert [(h[3] - heads[0][3]) & 0xFFFFFFFF for h in heads] == [
+            FRAME_SAMPLES * n for n in range(frames)
+        ]
+        assert {h[1] for h in heads} == {8}
+        decoded = decode_pcma(b"".join(d[12:] for d in received))
+        assert len(decoded) == len(source)
+        worst = max(abs(a - b) for a, b in zip(decoded, source, strict=True))
+        assert worst <= 1024  # A-law's largest step is 1024 at the top of its range: half is the error
+        signal = sum(s * s for s in source)
+        noise = sum((a - b) ** 2 for a, b in zip(decoded, source, strict=True))
+        assert signal / max(noise, 1) > 10 ** (30 / 10)  # > 30 dB SNR: G.711 gives ~38 dB on speech
+    finally:
+        phone.close()
+
+
+async def test_inband_tones_from_a_phone_without_telephone_event_become_digits(relay) -> None:  # type: ignore[no-untyped-def]
+    r, events = relay
+    phone, gateway = Peer(), Peer()
+    try:
+        ports = r.open_session("call")
+        r.set_remote("call", "phone", RemoteMedia(HOST, phone.address[1], payload_type=0))  # no events
+        r.set_remote("call", "gateway", RemoteMedia(HOST, gateway.address[1]))
+        r.bridge("call")
+        rate = 8000
+        tones = {"7": (852, 1209), "#": (941, 1477)}
+        pcm = array("h")
+        for key in "7#":
+            low, high = tones[key]
+            pcm.extend(
+                int(6000 * (math.sin(2 * math.pi * low * n / rate) + math.sin(2 * math.pi * high * n / rate)))
+                for n in range(800)
+            )
+            pcm.extend([0] * 800)  # 100 ms tone, 100 ms pause
+        payload = encode_pcmu(pcm)
+        for n in range(len(payload) // 160):
+            phone.send(rtp(n, 160 * n, 0x5, payload[160 * n : 160 * (n + 1)]), ports.phone)
+            await gateway.recv()  # the audio still reaches the gateway
+            await asyncio.sleep(0.002)
+        digits = [e.digit for e in events if isinstance(e, DigitReceived)]
+        assert [(d.key, d.source) for d in digits] == [("7", "inband"), ("#", "inband")]
+        assert all(80 <= d.duration_ms <= 120 for d in digits)
+    finally:
+        phone.close()
+        gateway.close()
