@@ -199,7 +199,9 @@ class SessionStats:
 
 
 class MediaControl(Protocol):
-    """The call controller's whole view of the media plane (module docstring)."""
+    """The call controller's whole view of the media plane (module docstring). Every argument and
+    result is a plain value, and events come back through one callback, so a process boundary can
+    be put behind it ([6/6]: relays in worker processes)."""
 
     def open_session(self, session: str, *, rtcp_mux: bool = False) -> SessionPorts: ...
 
@@ -208,6 +210,23 @@ class MediaControl(Protocol):
     def bridge(self, session: str) -> None: ...
 
     def unbridge(self, session: str) -> None: ...
+
+    def play_prompts(
+        self,
+        session: str,
+        side: Side,
+        names: Sequence[str],
+        *,
+        language: str | None = None,
+        loop: bool = False,
+        barge_in: bool = True,
+    ) -> None: ...
+
+    def stop_playback(self, session: str, side: Side) -> None: ...
+
+    def send_digits(
+        self, session: str, side: Side, keys: str, *, duration_ms: int = 100, gap_ms: int = 60
+    ) -> None: ...
 
     def close_session(self, session: str) -> SessionStats: ...
 
@@ -906,3 +925,7 @@ __all__ = [
     "SourceLatched",
     "rewrite_rtcp",
 ]
+
+
+def _implements(relay: Relay) -> MediaControl:
+    return relay  # mypy checks here that Relay keeps to the interface

@@ -965,7 +965,9 @@ async def test_start_failure_leaves_nothing_open(make_layer: LayerFactory) -> No
     assert open_fds() == before
 
 
-async def test_udp_socket_gets_the_receive_buffer_asked_for_up_to_the_kernel_cap(make_layer: LayerFactory) -> None:
+async def test_udp_socket_gets_the_receive_buffer_asked_for_up_to_the_kernel_cap(
+    make_layer: LayerFactory,
+) -> None:
     """A burst of INVITEs must queue in the kernel rather than be dropped: the socket asks for a
     large buffer, which Linux clamps to net.core.rmem_max (and reports doubled)."""
     cap = int(Path("/proc/sys/net/core/rmem_max").read_text())
