@@ -90,7 +90,8 @@ async def _serve(system: str, calls: int) -> None:
         print(json.dumps(ports), flush=True)
         for n in range(calls):
             phone, gateway = map(int, (await loop.run_in_executor(None, sys.stdin.readline)).split())
-            relay.set_remote(f"c{n}", "phone", RemoteMedia(HOST, phone))
+            # a carrier call that negotiated telephone-event, so the relay does no in-band detection
+            relay.set_remote(f"c{n}", "phone", RemoteMedia(HOST, phone, telephone_event=101))
             relay.set_remote(f"c{n}", "gateway", RemoteMedia(HOST, gateway))
             relay.bridge(f"c{n}")
     elif system == "players":
@@ -104,7 +105,8 @@ async def _serve(system: str, calls: int) -> None:
         music = Clip("music", tuple(bytes([n % 256]) * 160 for n in range(250)))  # 5 s, looped
         for n in range(calls):
             phone, _ = map(int, (await loop.run_in_executor(None, sys.stdin.readline)).split())
-            relay.set_remote(f"c{n}", "phone", RemoteMedia(HOST, phone))
+            # a carrier call that negotiated telephone-event, so the relay does no in-band detection
+            relay.set_remote(f"c{n}", "phone", RemoteMedia(HOST, phone, telephone_event=101))
             relay.play(f"c{n}", "phone", [music], loop=True)
     else:
         socks: list[tuple[socket.socket, socket.socket]] = []
@@ -437,7 +439,7 @@ def main() -> int:
         os.sched_setaffinity(0, {args.gen_cpu})
     env = common.environment(common.Pinning(not args.no_pin, server_cpu, f"system on core {server_cpu}"))
     common.print_environment(env)
-    steps = [int(c) for c in args.calls.split(",")]
+    steps = [int(c) for c in args.calls.split(",") if c]
     rows = []
     print(
         f"\n{'calls':>6} {'system':>8} {'sent/s':>9} {'relayed/s':>10} {'loss':>8} {'p50 ms':>7}"

@@ -2,8 +2,8 @@
 
 :class:`MediaClock` is the only timer: it ticks every ``period / slots`` seconds against absolute
 times (``start + n * step``, never ``now + step``), so it does not drift, and it spreads the players
-over ``slots`` phases of the 20 ms frame period: at a thousand players one tick sends a hundred
-frames rather than a thousand, and a frame leaves close to its time. A tick that comes late sends
+over ``slots`` phases of the 20 ms frame period: at a thousand players one tick sends fifty frames
+rather than a thousand, and a frame leaves close to its time. A tick that comes late sends
 what is due and moves on; a player that missed several ticks (the loop was blocked) sends the frames
 it owes in one go, so the timestamps still advance by exactly one frame each.
 
@@ -28,8 +28,10 @@ logger = logging.getLogger(__name__)
 #: RFC 3551 §4.5: G.711 at 8 kHz; 20 ms frames are what every phone and gateway expects.
 FRAME_SECONDS: Final = 0.020
 FRAME_SAMPLES: Final = 160
-#: Phases of the frame period the players are spread over (module docstring).
-DEFAULT_SLOTS: Final = 10
+#: Phases of the frame period the players are spread over (module docstring): a tick every 1 ms,
+#: which is also the resolution of libuv's timers (uvloop), so no tick asks for a finer time than
+#: the loop can keep. With 10 phases, 1,000 players had a p99 lateness of 2.3 ms; with 20, 1.3-1.5.
+DEFAULT_SLOTS: Final = 20
 #: A tick later than this sends what it owes but counts as late in the clock's statistics.
 LATE: Final = 0.002
 

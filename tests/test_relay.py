@@ -324,6 +324,7 @@ async def test_hold_sendonly_and_inactive_are_respected(relay_factory, peers) ->
         b"\x40" + b"\x00" * 171,
         b"GET / HTTP/1.1\r\n\r\n",
         b"\x00" * 2000,
+        rtp(9, 1440, 0x1, b"\x00" * 4000),  # oversized: cut to the buffer, dropped
     ],
 )
 async def test_malformed_datagrams_are_counted_and_dropped(relay_factory, peers, junk: bytes) -> None:  # type: ignore[no-untyped-def]
@@ -570,3 +571,29 @@ async def test_loss_duplication_and_reordering_pass_through_and_are_counted(rela
     assert summary.expected == max(wire) - wire[0] + 1
     assert summary.lost == summary.expected - len(wire)
     assert summary.lost > 0 and distinct < 200
+
+
+async def test_a_telephone_event_flood_gives_one_digit_per_event(relay_factory, peers) -> None:  # type: ignore[no-untyped-def]
+    """One press's packets sent 100 times over in shuffled order (a looping or hostile sender):
+    one digit. Then 500 random event packets: nothing raises and the call goes on."""
+    relay, events = relay_factory()
+    phone, gateway = Peer(), Peer()
+    peers += [phone, gateway]
+    phone_port, _ = await bridged(relay, phone, gateway, telephone_event=101)
+    rng = random.Random(3)
+    press = event_packets(7, 10, 8000)
+    flood = press[:1] + [rng.choice(press[1:]) for _ in range(100 * len(press))]
+    for n, packet in enumerate(flood):
+        phone.send(packet, phone_port)
+        if n % 50 == 0:
+            await asyncio.sleep(0.002)
+    await asyncio.sleep(0.4)
+    assert [e.digit.key for e in events.of(DigitReceived)] == ["7"]  # type: ignore[union-attr]
+    for n in range(500):
+        payload = bytes([rng.randrange(256), rng.randrange(256)]) + rng.randrange(1 << 16).to_bytes(2, "big")
+        ts = rng.randrange(1 << 32)
+        phone.send(
+            rtp(100 + n, ts, 0x1, payload[: rng.randrange(5)], pt=101, marker=rng.random() < 0.5), phone_port
+        )
+    phone.send(rtp(700, 96000, 0x1), phone_port)
+    assert len(await gateway.recv()) == 172
