@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import random
@@ -120,6 +121,10 @@ async def _serve(system: str, calls: int) -> None:
             a, b = socks[n]
             loop.add_reader(a.fileno(), _forwarder(a, b, (HOST, gateway)))
             loop.add_reader(b.fileno(), _forwarder(b, a, (HOST, phone)))
+    # As a production media process would run (and examples/uas.py does): start-up objects out of
+    # the collector's passes, young objects collected less often.
+    gc.freeze()
+    gc.set_threshold(50_000, 50, 100)
     print("ready", flush=True)
     await loop.run_in_executor(None, sys.stdin.readline)  # until the parent closes stdin
 
