@@ -169,6 +169,10 @@ class ClientRequest:
         self.dialogs: dict[str, Dialog] = {}  # every dialog this INVITE made, by remote tag (forks)
         self.ack: Request | None = None  # the ACK to the winning 2xx, sent again for its retransmissions
         self.auth_attempts = 0
+        #: RFC 3263 §4.3: the servers still to try, in order, when this one fails (a transport error,
+        #: a timeout, or a 503); empty when the destination was not located through DNS.
+        self.alternatives: list[Address] = []
+        self.tried: list[Address] = [peer.address]
 
     async def final(self, timeout: float | None = None) -> Response:
         """The final response (a local 408/503 on timeout or transport failure, RFC 3261 §8.1.3.1)."""
@@ -315,15 +319,19 @@ class UserAgent:
 
         ``destination`` defaults to the next hop of RFC 3261 §8.1.2 (the first Route, else the
         Request-URI): an IP address is used as it is; a host name is located by RFC 3263 (NAPTR,
-        SRV, A/AAAA) and the first candidate used. ``timeout`` (INVITE): CANCEL it when no final
+        SRV, A/AAAA) and the candidates tried in order: the next one after a transport error, a
+        timeout or a 503 from the current one, unless it already made an early dialog (§4.3; the
+        retry is a new transaction, CSeq + 1). ``timeout`` (INVITE): CANCEL it when no final
         response came by then, like a proxy's Timer C (RFC 3261 §16.6); it then ends with 487, or
         408 64*T1 after the CANCEL.
         """
+        alternatives: list[Address] = []
         if destination is None:
-            destination = await self._next_hop(request)
+            destination, *alternatives = await self._next_hops(request)
         if not request.has_header("via"):
             request.add_header("Via", self.via(destination.transport), first=True)
         client = ClientRequest(request, Peer(destination, connection), credentials)
+        client.alternatives = alternatives
         self._start_client(client)
         if timeout is not None and request.method == "INVITE" and self._loop is not None:
             self._loop.call_later(timeout, self._give_up, client)
@@ -333,17 +341,57 @@ class UserAgent:
         if not client.done and not self._closed:
             self.cancel(client)
 
-    async def _next_hop(self, request: Request) -> Address:
+    async def _next_hops(self, request: Request) -> list[Address]:
+        """The next hop (RFC 3261 §8.1.2), as the RFC 3263 candidates to try in order."""
         hop = request_destination(request)
         default = 5061 if hop.transport == "tls" else 5060
         if hop.port is not None or _is_ip(hop.host):
-            return Address(hop.transport, hop.host, hop.port or default)
+            return [Address(hop.transport, hop.host, hop.port or default)]
         uri = next_hop_uri(request)
         if not isinstance(uri, SipURI):
-            return Address(hop.transport, hop.host, default)
+            return [Address(hop.transport, hop.host, default)]
         if self.locator is None:
             self.locator = ServerLocator()
-        return (await self.locator.locate(uri))[0]
+        return await self.locator.locate(uri)
+
+    def _fail_over(self, client: ClientRequest, why: str) -> bool:
+        """Send the request again to the next RFC 3263 candidate, if there is one and no early dialog
+        says the current server already reached a callee. True when a new transaction went out:
+        the caller keeps the failure to itself."""
+        if not client.alternatives or client.done or client.dialogs:
+            return False
+        failed = client.peer.address
+        client.peer = Peer(client.alternatives.pop(0))
+        client.tried.append(client.peer.address)
+        logger.info(
+            "%s to %s failed (%s): trying %s", client.request.method, failed, why, client.peer.address
+        )
+        client.request = self._retry_request(client)
+        self._start_client(client)
+        return True
+
+    def _retry_request(self, client: ClientRequest, extra: Iterable[tuple[str, str]] = ()) -> Request:
+        """``client``'s request as a new transaction: a fresh Via for its peer's transport, the
+        CSeq one higher (the dialog's, within one), Content-Length recomputed, ``extra`` added."""
+        old = client.request
+        retry_headers: list[tuple[str, str]] = []
+        for name, value in old.headers:
+            key = name.lower()
+            if key in ("via", "v", "authorization", "proxy-authorization", "content-length", "l"):
+                if key in ("authorization", "proxy-authorization") and not extra:
+                    retry_headers.append((name, value))  # a failover keeps the credentials it had
+                continue
+            if key == "cseq":
+                if client.dialog is not None:  # §12.2.1.1: the dialog's CSeq moves on with it
+                    client.dialog.local_seq += 1
+                    value = f"{client.dialog.local_seq} {old.method}"
+                else:
+                    value = f"{old.cseq.seq + 1} {old.method}"
+            retry_headers.append((name, value))
+        retry_headers.extend(extra)
+        retry = Request.build(old.method, old.uri_text, retry_headers, old.body)
+        retry.add_header("Via", self.via(client.peer.address.transport), first=True)
+        return retry
 
     def _start_client(self, client: ClientRequest) -> None:
         txn = self.transactions.request(
@@ -681,6 +729,9 @@ class UserAgent:
         ):
             self._outgoing.pop(id(txn), None)
             return
+        if status == 503 and self._fail_over(client, "503"):
+            self._outgoing.pop(id(txn), None)
+            return
         try:
             if request.method == "INVITE":
                 if not self._invite_response(client, response):
@@ -769,23 +820,7 @@ class UserAgent:
         headers = credentials.answer(challenge, client.request)
         if not headers:
             return None
-        old = client.request
-        retry_headers: list[tuple[str, str]] = []
-        for name, value in old.headers:
-            key = name.lower()
-            if key in ("via", "v", "authorization", "proxy-authorization", "content-length", "l"):
-                continue
-            if key == "cseq":
-                if client.dialog is not None:  # §12.2.1.1: the dialog's CSeq moves on with it
-                    client.dialog.local_seq += 1
-                    value = f"{client.dialog.local_seq} {old.method}"
-                else:
-                    value = f"{old.cseq.seq + 1} {old.method}"
-            retry_headers.append((name, value))
-        retry_headers.extend((h.name, h.value) for h in headers)
-        retry = Request.build(old.method, old.uri_text, retry_headers, old.body)
-        retry.add_header("Via", self.via(client.peer.address.transport), first=True)
-        client.request = retry
+        client.request = self._retry_request(client, [(h.name, h.value) for h in headers])
         client.auth_attempts += 1
         self._start_client(client)
         return client
@@ -815,6 +850,10 @@ class UserAgent:
         if isinstance(txn, ClientTransaction):
             # The record stays until TransactionTerminated, which also ends the INVITE's early dialogs.
             client = self._outgoing.get(id(txn))
+            why = "timeout" if isinstance(event, TransactionTimeout) else "transport error"
+            if client is not None and self._fail_over(client, why):
+                self._outgoing.pop(id(txn), None)
+                return
             if client is not None and not client._final.done():
                 status, reason = (
                     (408, "Request Timeout")

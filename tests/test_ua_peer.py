@@ -10,10 +10,12 @@ from collections.abc import AsyncIterator
 import pytest
 
 from sip_stack import LocalProtocolError, Request, Response, make_response, parse
+from sip_stack.dns import ServerLocator
 from sip_stack.transaction import TimerConfig
 from sip_stack.transaction_layer import build_cancel
 from sip_stack.transport import Address, ListenSpec
 from sip_stack.ua import ClientRequest, IncomingRequest, UserAgent
+from tests.test_dns import ServerFactory
 
 FAST = TimerConfig(t1=0.01, t2=0.04, t4=0.05)
 SDP = b"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 40000 RTP/AVP 0\r\n"
@@ -190,3 +192,88 @@ async def test_invite_timeout_cancels_a_call_nobody_answers(ua: UserAgent, peer:
     await peer.send(make_response(cancel, 200, to_tag="r"), ua_port(ua))
     await peer.send(reply(sent, 487, "r", peer.port), ua_port(ua))
     assert (await client.final(timeout=2)).status == 487
+
+
+# ---------------------------------------------------------------- RFC 3263 §4.3: the next server
+
+
+async def two_server_trunk(fake_dns: ServerFactory, first: RawPeer, second: RawPeer) -> ServerLocator:
+    """trunk.test: SRV to a.trunk.test (priority 10) and b.trunk.test (priority 20), both loopback."""
+    zone = {
+        ("SRV", "_sip._udp.trunk.test"): [
+            f"10 0 {first.port} a.trunk.test.",
+            f"20 0 {second.port} b.trunk.test.",
+        ],
+        ("A", "a.trunk.test"): ["127.0.0.1"],
+        ("A", "b.trunk.test"): ["127.0.0.1"],
+    }
+    locator, _ = await fake_dns(zone, use_naptr=False, transports=("udp",))
+    return locator
+
+
+async def options_to_trunk(ua: UserAgent) -> ClientRequest:
+    options = ua.new_request("OPTIONS", "sip:trunk.test", from_uri="sip:alice@127.0.0.1")
+    return await ua.send(options)
+
+
+@pytest.mark.parametrize("failure", ["503", "timeout"])
+async def test_the_next_srv_target_is_tried_after_a_503_or_a_timeout(
+    ua: UserAgent, fake_dns: ServerFactory, failure: str
+) -> None:
+    first, second = RawPeer(), RawPeer()
+    try:
+        ua.locator = await two_server_trunk(fake_dns, first, second)
+        client = await options_to_trunk(ua)
+        tried = await first.recv_request("OPTIONS")
+        if failure == "503":
+            await first.send(make_response(tried, 503, to_tag="a"), ua_port(ua))
+        retried = await second.recv_request("OPTIONS", timeout=5.0)  # FAST timers: Timer F is 0.64 s
+        assert retried.top_via.branch != tried.top_via.branch
+        assert retried.cseq.seq == tried.cseq.seq + 1 and retried.call_id == tried.call_id
+        await second.send(make_response(retried, 200, to_tag="b"), ua_port(ua))
+        final = await client.final(5.0)
+        assert final.status == 200
+        assert [a.port for a in client.tried] == [first.port, second.port]
+    finally:
+        first.close()
+        second.close()
+
+
+async def test_when_every_srv_target_fails_the_last_failure_is_the_answer(
+    ua: UserAgent, fake_dns: ServerFactory
+) -> None:
+    first, second = RawPeer(), RawPeer()
+    try:
+        ua.locator = await two_server_trunk(fake_dns, first, second)
+        client = await options_to_trunk(ua)
+        for server in (first, second):
+            request = await server.recv_request("OPTIONS")
+            await server.send(make_response(request, 503, to_tag="x"), ua_port(ua))
+        final = await client.final(5.0)
+        assert final.status == 503 and len(client.tried) == 2
+    finally:
+        first.close()
+        second.close()
+
+
+async def test_no_failover_once_the_first_server_made_an_early_dialog(
+    ua: UserAgent, fake_dns: ServerFactory
+) -> None:
+    first, second = RawPeer(), RawPeer()
+    try:
+        ua.locator = await two_server_trunk(fake_dns, first, second)
+        invite = ua.new_request(
+            "INVITE", "sip:bob@trunk.test", from_uri="sip:alice@127.0.0.1",
+            headers=[("Content-Type", "application/sdp")], body=SDP,
+        )  # fmt: skip
+        client = await ua.send(invite)
+        received = await first.recv_request("INVITE")
+        await first.send(reply(received, 180, "ring", first.port), ua_port(ua))
+        await first.send(make_response(received, 503, to_tag="ring"), ua_port(ua))
+        final = await client.final(5.0)
+        assert final.status == 503 and len(client.tried) == 1  # the callee was ringing: not retried
+        with pytest.raises(TimeoutError):
+            await second.recv(0.3)
+    finally:
+        first.close()
+        second.close()
