@@ -23,10 +23,11 @@ import sys
 import time
 from dataclasses import dataclass
 
-from sip_stack import ParseError
+from sip_stack import ParseError, Response
 from sip_stack.auth import DigestServer, Outcome
 from sip_stack.dialog import (
     Dialog,
+    RefreshSession,
     SessionTimer,
     negotiate_session_timer_as_uas,
 )
@@ -36,6 +37,7 @@ from sip_stack.transport import ListenSpec
 from sip_stack.ua import (
     DialogEvent,
     DialogTerminated,
+    DialogTimer,
     IncomingRequest,
     UserAgent,
 )
@@ -51,6 +53,7 @@ class Call:
     caller: str
     answered: float | None = None
     rtp_port: int = 0
+    sdp: bytes = b""  # our last answer: a refresh re-INVITE offers it again (RFC 4028 §9)
 
 
 class ExampleUas:
@@ -62,6 +65,7 @@ class ExampleUas:
         self.host = host
         self.min_se = min_se
         self.calls: dict[str, Call] = {}
+        self.refreshes: set[asyncio.Task[Response]] = set()  # held until done (asyncio keeps weak refs)
         # even RTP ports 40000-59998, round and round (a real relay allocates and frees them)
         self.ports = (40000 + (n * 2) % 20000 for n in itertools.count())
         self.digest = DigestServer("enx-voice", os.urandom(32)) if auth else None
@@ -156,7 +160,8 @@ class ExampleUas:
         except ParseError as exc:
             incoming.respond(400, exc.reason[:80])
             return None
-        return answer.serialize()
+        call.sdp = answer.serialize()
+        return call.sdp
 
     def refresh(self, incoming: IncomingRequest) -> None:
         """re-INVITE or UPDATE: a new offer (hold, codec change) or a session refresh (RFC 4028 §10)."""
@@ -180,9 +185,22 @@ class ExampleUas:
     # ------------------------------------------------------------------ dialogs
 
     def dialog_event(self, event: DialogEvent) -> None:
-        # Session refreshes and expiry BYEs are the UA's; we only log calls as they end.
+        # Refreshes by UPDATE and expiry BYEs are the UA's; a peer whose Allow has no UPDATE is
+        # refreshed by re-INVITE with our SDP, which only we have. Calls are logged as they end.
         if isinstance(event, DialogTerminated):
             self.call_ended(event.dialog, event.reason)
+        elif (
+            isinstance(event, DialogTimer)
+            and isinstance(event.action, RefreshSession)
+            and not event.dialog.peer_allows_update
+        ):
+            call = self.calls.get(event.dialog.call_id)
+            timer = event.dialog.session_timer
+            if call is not None and timer is not None:
+                headers = [("Session-Expires", f"{timer.interval};refresher=uac"), ("Supported", "timer")]
+                task = asyncio.ensure_future(self.ua.reinvite(event.dialog, body=call.sdp, headers=headers))
+                self.refreshes.add(task)
+                task.add_done_callback(self.refreshes.discard)
 
     def call_ended(self, dialog: Dialog, reason: str) -> None:
         call = self.calls.pop(dialog.call_id, None)

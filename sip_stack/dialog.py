@@ -11,6 +11,7 @@ never reads the clock: :attr:`Dialog.deadline` and :meth:`Dialog.on_timer` give 
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import random
 import secrets
@@ -162,6 +163,9 @@ class Dialog:
     local_rseq: int = field(default_factory=lambda: random.randint(1, 2**31 - 1))
     last_remote_rseq: int | None = None
     _unacked: _ReliableProvisional | None = None
+    #: The methods the peer's last Allow listed (RFC 3261 §20.5), None until it sent one: absent
+    #: Allow says nothing, so an UPDATE refresh is tried; a list without UPDATE means re-INVITE.
+    remote_allow: frozenset[str] | None = None
     # RFC 4028
     session_timer: SessionTimer | None = None
     _refresh_at: float | None = None
@@ -198,6 +202,7 @@ class Dialog:
             state=DialogState.CONFIRMED if 200 <= response.status < 300 else DialogState.EARLY,
             timers=timers or TimerConfig(),
         )
+        dialog._learn_allow(response)
         return dialog
 
     @classmethod
@@ -227,7 +232,19 @@ class Dialog:
         )
         # §14.1: the initial INVITE is in progress until its ACK: no re-INVITE from us before that.
         dialog.incoming_invite_pending = request.cseq.seq
+        dialog._learn_allow(request)
         return dialog
+
+    def _learn_allow(self, message: Request | Response) -> None:
+        # A broken Allow teaches nothing: the refresh goes on as if it were absent.
+        if message.has_header("allow"):
+            with contextlib.suppress(ParseError):
+                self.remote_allow = frozenset(m.upper() for m in message.allow)
+
+    @property
+    def peer_allows_update(self) -> bool:
+        """Whether an UPDATE may be sent (RFC 3311 §5.1): unless the peer's Allow left it out."""
+        return self.remote_allow is None or "UPDATE" in self.remote_allow
 
     # ------------------------------------------------------------------ requests we send (§12.2.1)
 
@@ -336,6 +353,7 @@ class Dialog:
                 return make_response(request, 400, exc.reason[:100])
             if target is not None:
                 self.remote_target = target
+            self._learn_allow(request)
         return None
 
     def answered(self, request: Request, response: Response) -> None:
@@ -364,6 +382,7 @@ class Dialog:
             target = _contact_target(response)
             if target is not None:
                 self.remote_target = target
+            self._learn_allow(response)
         if response.status in (481, 408):
             self.terminate()  # §12.2.1.2, §14.1: the dialog is gone on the far side
 

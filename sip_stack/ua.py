@@ -919,6 +919,10 @@ class UserAgent:
     def _session_action(self, dialog: Dialog, action: DialogAction) -> None:
         timer = dialog.session_timer
         if isinstance(action, RefreshSession) and timer is not None:
+            if not dialog.peer_allows_update:
+                # RFC 4028 §9: then the refresh is a re-INVITE, which must carry the session's SDP:
+                # the application's, which hears DialogTimer(RefreshSession) and calls reinvite().
+                return
             # We refresh with UPDATE and stay the refresher: we are the UAC of this transaction.
             headers = [("Session-Expires", f"{timer.interval};refresher=uac"), ("Supported", "timer")]
             self._spawn(self.send_in_dialog(dialog, "UPDATE", headers=headers))

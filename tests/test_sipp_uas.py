@@ -126,6 +126,13 @@ def test_example_uas_scenarios(transport: str) -> None:
         assert all("end=BYE_received" in ln for ln in lines)
 
 
+def test_session_refreshed_by_reinvite_when_the_peer_does_not_allow_update() -> None:
+    """RFC 4028 §9 with a carrier whose Allow has no UPDATE: the example refreshes by re-INVITE
+    (with its SDP), inside the 4 s interval; the UAS runs with Min-SE 2, a lab setting."""
+    with example_uas("--min-se", "2") as (port, _):
+        run("uac_session_timer_no_update.xml", port, "udp")
+
+
 @pytest.mark.parametrize("transport", ["udp", "tcp"])
 def test_cancel_before_answer(transport: str) -> None:
     with example_uas("--ring-ms", "3000") as (port, _):

@@ -277,3 +277,75 @@ async def test_no_failover_once_the_first_server_made_an_early_dialog(
     finally:
         first.close()
         second.close()
+
+
+# ------------------------------------------------------ RFC 4028 refresh: UPDATE only if allowed
+
+
+def raw_invite(peer: RawPeer, ua: UserAgent, allow: str) -> Request:
+    data = (
+        f"INVITE sip:uas@127.0.0.1:{ua_port(ua)} SIP/2.0\r\n"
+        f"Via: SIP/2.0/UDP 127.0.0.1:{peer.port};branch=z9hG4bK-st-{allow.count(',')}\r\n"
+        "Max-Forwards: 70\r\nFrom: <sip:carrier@127.0.0.1>;tag=c1\r\nTo: <sip:uas@127.0.0.1>\r\n"
+        "Call-ID: session-timer-refresh\r\nCSeq: 1 INVITE\r\n"
+        f"Contact: <sip:carrier@127.0.0.1:{peer.port}>\r\nAllow: {allow}\r\nSupported: timer\r\n"
+        "Session-Expires: 2\r\nContent-Type: application/sdp\r\n"
+        f"Content-Length: {len(SDP)}\r\n\r\n"
+    ).encode() + SDP
+    msg = parse(data)
+    assert isinstance(msg, Request)
+    return msg
+
+
+@pytest.mark.parametrize(
+    "allow", ["INVITE, ACK, BYE, CANCEL, OPTIONS, UPDATE", "INVITE, ACK, BYE, CANCEL, OPTIONS"]
+)
+async def test_we_refresh_by_update_only_when_the_peer_allows_it(
+    ua: UserAgent, peer: RawPeer, allow: str
+) -> None:
+    """We are the refresher (our 2xx says refresher=uas) of a 2 s session: at 1 s an UPDATE goes out
+    if the peer's Allow has UPDATE; if not, the application hears RefreshSession and re-INVITEs."""
+    from sip_stack.dialog import RefreshSession
+    from sip_stack.ua import DialogEvent, DialogTimer
+
+    timers: list[DialogTimer] = []
+
+    def on_event(event: DialogEvent) -> None:
+        if isinstance(event, DialogTimer) and isinstance(event.action, RefreshSession):
+            timers.append(event)
+            if not event.dialog.peer_allows_update:  # the application's part: re-INVITE, its SDP
+                headers = [("Session-Expires", "2;refresher=uac"), ("Supported", "timer")]
+                asyncio.get_running_loop().create_task(ua.reinvite(event.dialog, body=SDP, headers=headers))
+
+    ua.on_dialog_event(on_event)
+
+    def handle(incoming: IncomingRequest) -> None:
+        if incoming.method == "INVITE":
+            headers = [("Session-Expires", "2;refresher=uas"), ("Require", "timer")]
+            incoming.respond(200, headers=headers, body=SDP, content_type="application/sdp")
+        else:
+            incoming.respond(200)
+
+    ua.on_request = handle
+    invite = raw_invite(peer, ua, allow)
+    await peer.send(invite, ua_port(ua))
+    ok = await peer.recv()
+    assert isinstance(ok, Response) and ok.status == 200
+    ack = (
+        f"ACK sip:uas@127.0.0.1:{ua_port(ua)} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{peer.port};branch=z9hG4bK-ack\r\n"
+        f"Max-Forwards: 70\r\nFrom: <sip:carrier@127.0.0.1>;tag=c1\r\nTo: {ok.header('to')}\r\n"
+        "Call-ID: session-timer-refresh\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n"
+    ).encode()
+    await peer.loop.sock_sendto(peer.sock, ack, ("127.0.0.1", ua_port(ua)))
+    refresh = await peer.recv(3.0)
+    assert isinstance(refresh, Request)
+    if "UPDATE" in allow:
+        assert refresh.method == "UPDATE" and refresh.header("session-expires") == "2;refresher=uac"
+        assert timers  # the application is told either way
+    else:
+        # Nothing went out by itself: the refresh that arrives is the application's re-INVITE.
+        assert refresh.method == "INVITE" and len(timers) == 1
+        assert refresh.body == SDP and refresh.header("session-expires") == "2;refresher=uac"
+    await peer.send(
+        make_response(refresh, 200, headers=[("Session-Expires", "2;refresher=uac")]), ua_port(ua)
+    )
