@@ -21,8 +21,12 @@ from .errors import ParseError
 from .limits import MAX_BODY_SIZE, MAX_HEADER_SECTION_SIZE, MAX_KEEPALIVE_BYTES
 from .message import Request, Response, _parse
 
-# The Content-Length field at the start of a header line, long or compact form (RFC 3261 §7.3.3).
-_CONTENT_LENGTH: Final = re.compile(rb"\r\n(?:content-length|l)[ \t]*:[ \t]*([^\r\n]*)", re.I)
+# The Content-Length field at the start of a header line, long or compact form (RFC 3261 §7.3.3),
+# with any continuation lines (§7.3.1: a value may be folded onto lines starting with SP or HTAB).
+_CONTENT_LENGTH: Final = re.compile(
+    rb"\r\n(?:content-length|l)[ \t]*:[ \t]*([^\r\n]*(?:\r\n[ \t][^\r\n]*)*)", re.I
+)
+_FOLD: Final = re.compile(rb"\r\n[ \t]+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,7 +131,7 @@ class StreamFramer:
             raise ParseError("stream buffer limit exceeded", 413)
 
     def _content_length(self, head: bytes) -> int:
-        values = {m.group(1).strip(b" \t") for m in _CONTENT_LENGTH.finditer(head)}
+        values = {_FOLD.sub(b" ", m.group(1)).strip(b" \t") for m in _CONTENT_LENGTH.finditer(head)}
         if not values:
             raise ParseError("Content-Length is required on stream transports (RFC 3261 §18.3)")
         if len(values) > 1:

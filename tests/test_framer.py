@@ -74,6 +74,20 @@ def test_framed_but_invalid_message_does_not_close_the_stream() -> None:
     assert isinstance(events[1], Request) and events[1].call_id == "next"
 
 
+def test_folded_content_length_is_unfolded() -> None:
+    """RFC 3261 §7.3.1 lets any header value continue on a line starting with SP or HTAB; the
+    framer must read the length through the fold, or it would cut the stream in the wrong place."""
+    framer = StreamFramer()
+    body = b"v=0\r\n"
+    folded = options().replace(
+        b"Content-Length: 0\r\n", b"Content-Length:\r\n\t" + str(len(body)).encode() + b"\r\n"
+    )
+    folded = folded + body
+    first, second = framer.feed(folded + options(call_id="after"))
+    assert isinstance(first, Request) and first.body == body
+    assert isinstance(second, Request) and second.call_id == "after"
+
+
 def test_missing_content_length_loses_framing() -> None:
     framer = StreamFramer()
     with pytest.raises(ParseError) as info:
@@ -87,6 +101,7 @@ def test_missing_content_length_loses_framing() -> None:
         (b"Content-Length: -1\r\n", "Content-Length is not a number"),
         (b"Content-Length: 2\r\nl: 3\r\n", "conflicting Content-Length values"),
         (b"Content-Length: 99999999999\r\n", "Content-Length above"),
+        (b"Content-Length: 1\r\n 2\r\n", "Content-Length is not a number"),  # folded: "1 2"
     ],
 )
 def test_bad_content_length_loses_framing(header: bytes, message: str) -> None:
