@@ -11,8 +11,9 @@ For each N the system under test runs in its own process pinned to one core (``-
 load generator, this script, on another (``--gen-cpu``). Each call is two generator sockets, a
 phone and a gateway, each sending a 172-byte RTP packet (20 ms of PCMU) every 20 ms to its relay
 port: 100 packets/s per call through the relay. Every packet carries its send time
-(``time.monotonic_ns``, the clock both processes share) in its payload, which the relay does not
-touch, so the receiver measures the latency of the whole path.
+(``time.time_ns`` just before ``sendto``) in its payload, which the relay does not touch, and the
+receiving socket asks the kernel for each datagram's arrival time (``SO_TIMESTAMPNS``): latency is
+the path through the system, without the generator's own delay in reading its socket.
 
 Reported per system and N: packets sent and relayed per second, loss (sent but never received, after
 a settling pause), latency through it p50/p99 (generator to generator), and the CPU the system used
@@ -58,6 +59,10 @@ TARGET_P99_MS = 5.0
 SETTLE = 0.5
 _HDR = struct.Struct(">BBHII")
 _STAMP = struct.Struct(">Q")
+#: Linux's SO_TIMESTAMPNS (= SCM_TIMESTAMPNS; Python's socket module does not name it) and the
+#: struct timespec it delivers: arrival time of each datagram, CLOCK_REALTIME, in the kernel.
+SO_TIMESTAMPNS = 35
+_TIMESPEC = struct.Struct("@qq")
 
 
 # ------------------------------------------------------------------------------------ the servers
@@ -226,7 +231,7 @@ class Generator:
                 seq += 1
             ts = seq * PAYLOAD
             for n in per_slot[slot]:
-                stamp = _STAMP.pack(time.monotonic_ns())
+                stamp = _STAMP.pack(time.time_ns())  # CLOCK_REALTIME, the clock of kernel timestamps
                 phone_port, gateway_port = targets[n]
                 body = stamp + payload_tail
                 try:
@@ -240,19 +245,33 @@ class Generator:
             loop.remove_reader(sock.fileno())
 
     def _reader(self, sock: socket.socket) -> Any:
+        """Counts every packet; for a sample of them, the latency from the stamp taken just before
+        the sender's sendto() to the kernel's arrival timestamp on this socket (SO_TIMESTAMPNS), so
+        the generator's own delay in reading its socket is not counted against the system."""
         buf = bytearray(2048)
         unpack = _STAMP.unpack_from
+        sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+        every = self.sample_every
 
         def on_readable() -> None:
-            now = time.monotonic_ns()
             for _ in range(512):
+                if (self.received + 1) % every:
+                    try:
+                        sock.recv_into(buf)
+                    except BlockingIOError:
+                        return
+                    self.received += 1
+                    continue
                 try:
-                    size, _ = sock.recvfrom_into(buf)
+                    size, ancillary, _, _ = sock.recvmsg_into([buf], 64)
                 except BlockingIOError:
                     return
                 self.received += 1
-                if size >= 20 and self.received % self.sample_every == 0:
-                    self.latencies.append((now - unpack(buf, 12)[0]) / 1e6)
+                for level, kind, data in ancillary:
+                    if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and size >= 20:
+                        seconds, nanoseconds = _TIMESPEC.unpack_from(data)
+                        arrived = seconds * 1_000_000_000 + nanoseconds
+                        self.latencies.append((arrived - unpack(buf, 12)[0]) / 1e6)
 
         return on_readable
 
