@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
 import json
 import os
@@ -41,6 +42,7 @@ import subprocess
 import sys
 import time
 from array import array
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -331,40 +333,15 @@ class Listener:
 
 
 def run_players(players: int, seconds: float, cpu: int | None) -> dict[str, Any]:
-    cmd = [
-        sys.executable,
-        str(Path(__file__).resolve()),
-        "serve",
-        "--system",
-        "players",
-        "--calls",
-        str(players),
-    ]
-    if cpu is not None:
-        cmd = ["taskset", "-c", str(cpu), *cmd]
-    child = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT)
-    assert child.stdin is not None and child.stdout is not None
     listener = Listener(players)
     try:
-        child.stdout.readline()
-        for phone, _ in listener.ports():
-            child.stdin.write(f"{phone} 0\n")
-        child.stdin.flush()
-        if child.stdout.readline().strip() != "ready":
-            raise SystemExit("players did not start")
-        cpu0 = cpu_seconds(child.pid)
-        wall0 = time.monotonic()
-        asyncio.run(listener.run(seconds))
-        wall = time.monotonic() - wall0
-        used = cpu_seconds(child.pid) - cpu0
+        with system_process("players", listener.ports(), cpu) as (child, _):
+            cpu0 = cpu_seconds(child.pid)
+            wall0 = time.monotonic()
+            asyncio.run(listener.run(seconds))
+            wall = time.monotonic() - wall0
+            used = cpu_seconds(child.pid) - cpu0
     finally:
-        if child.stdin:
-            child.stdin.close()
-        try:
-            child.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            child.send_signal(signal.SIGKILL)
-            child.wait()
         listener.close()
     expected = players * seconds / PACKET_INTERVAL
     errors = listener.errors()
@@ -387,35 +364,46 @@ def percentile(values: array[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def run_one(system: str, calls: int, seconds: float, cpu: int | None) -> dict[str, Any]:
-    cmd = [sys.executable, str(Path(__file__).resolve()), "serve", "--system", system, "--calls", str(calls)]
+@contextlib.contextmanager
+def system_process(
+    system: str, peer_ports: list[tuple[int, int]], cpu: int | None
+) -> Iterator[tuple[subprocess.Popen[str], list[tuple[int, int]]]]:
+    """Start ``serve --system SYSTEM`` on core ``cpu``, give it the generator's ports of every call,
+    wait until it forwards; yields it and its ports per call; stops it (stdin closed, then killed)."""
+    script = str(Path(__file__).resolve())
+    cmd = [sys.executable, script, "serve", "--system", system, "--calls", str(len(peer_ports))]
     if cpu is not None:
         cmd = ["taskset", "-c", str(cpu), *cmd]
     child = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT)
     assert child.stdin is not None and child.stdout is not None
-    gen = Generator(calls)
     try:
-        targets = [tuple(p) for p in json.loads(child.stdout.readline())]
-        for phone, gateway in gen.ports():
-            child.stdin.write(f"{phone} {gateway}\n")
+        targets = [(int(a), int(b)) for a, b in json.loads(child.stdout.readline())]
+        child.stdin.writelines(f"{phone} {gateway}\n" for phone, gateway in peer_ports)
         child.stdin.flush()
         if child.stdout.readline().strip() != "ready":
             raise SystemExit(f"{system} did not start")
-        cpu0 = cpu_seconds(child.pid)
-        gen_cpu0 = time.process_time()
-        wall0 = time.monotonic()
-        asyncio.run(gen.run(targets, seconds))
-        wall = time.monotonic() - wall0
-        used = cpu_seconds(child.pid) - cpu0
-        gen_used = time.process_time() - gen_cpu0
+        yield child, targets
     finally:
-        if child.stdin:
-            child.stdin.close()
+        child.stdin.close()
         try:
             child.wait(timeout=5)
         except subprocess.TimeoutExpired:
             child.send_signal(signal.SIGKILL)
             child.wait()
+
+
+def run_one(system: str, calls: int, seconds: float, cpu: int | None) -> dict[str, Any]:
+    gen = Generator(calls)
+    try:
+        with system_process(system, gen.ports(), cpu) as (child, targets):
+            cpu0 = cpu_seconds(child.pid)
+            gen_cpu0 = time.process_time()
+            wall0 = time.monotonic()
+            asyncio.run(gen.run(targets, seconds))
+            wall = time.monotonic() - wall0
+            used = cpu_seconds(child.pid) - cpu0
+            gen_used = time.process_time() - gen_cpu0
+    finally:
         gen.close()
     active = wall - SETTLE
     share = used / wall
