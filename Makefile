@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck pytest bench clean
+.PHONY: run test lint typecheck pytest bench prompts clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,11 @@ test: lint typecheck pytest
 
 bench: $(STAMP)
 	$(BIN)/python bench/parser.py --json bench/out/parser.json
+
+# Regenerate ivr_prompts/ from ivr_prompts/prompts.toml (needs Debian's espeak-ng and sox; the
+# WAVs are committed, so nothing else needs them).
+prompts: $(STAMP)
+	$(BIN)/python ivr_prompts/generate.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
