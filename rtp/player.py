@@ -69,8 +69,10 @@ class PromptPlayer:
     __slots__ = (
         "_clips",
         "_frame",
+        "_frames_in_run",
         "_loop_last",
-        "_next_at",
+        "_run",
+        "_start_at",
         "barge_in",
         "clock",
         "current",
@@ -96,7 +98,9 @@ class PromptPlayer:
         # The player numbers its packets like a peer would; the outgoing stream maps them.
         self.seq = 0
         self.ts = 0
-        self._next_at = 0.0
+        self._run = 0  # counts plays and finishes: a tick sends only for the run it began with
+        self._start_at: float | None = None  # when frame 0 of the current run was due
+        self._frames_in_run = 0
         self.frames_sent = 0
         self.late_frames = 0
 
@@ -109,10 +113,13 @@ class PromptPlayer:
         stopped (hold music after an announcement)."""
         if self.current is not None:
             self._finish("replaced")
+        self._run += 1  # a tick in progress for the previous run stops sending (on_tick)
         self._clips = deque(c for c in clips if c.frames)
         self._loop_last = loop
         self.barge_in = barge_in
         self._frame = 0
+        self._start_at = None
+        self._frames_in_run = 0
         self.current = self._clips.popleft() if self._clips else None
         if self.current is None:
             self.on_finish(self, "done")
@@ -131,19 +138,31 @@ class PromptPlayer:
         return False
 
     def on_tick(self, due: float, now: float) -> None:
-        """The clock's tick for this player's slot, due at ``due``: send the frames owed."""
-        if self._next_at == 0.0:
-            self._next_at = due
-        while self.current is not None and self._next_at <= due + 1e-9:
+        """The clock's tick for this player's slot, due at ``due``: send the frames owed.
+
+        Frame n of a run is due at ``start + n * FRAME_SECONDS`` (computed, not summed, so it does
+        not drift). A run that ends here, and whatever the finish handler starts, is not continued
+        in this tick: the new run begins on the next one.
+        """
+        if self.current is None:
+            return
+        run = self._run
+        if self._start_at is None:
+            self._start_at = due
+        start = self._start_at
+        while self.current is not None and self._run == run:
+            next_at = start + self._frames_in_run * FRAME_SECONDS
+            if next_at > due + FRAME_SECONDS / 2:
+                break
             clip = self.current
             frame = clip.frames[self._frame]
             self.seq = (self.seq + 1) & 0xFFFF
             self.ts = (self.ts + FRAME_SAMPLES) & 0xFFFFFFFF
             self.sink.send_frame(self, self.seq, self.ts, frame, now, self.frames_sent == 0)
             self.frames_sent += 1
-            if now - self._next_at > LATE:
+            self._frames_in_run += 1
+            if now - next_at > LATE:
                 self.late_frames += 1
-            self._next_at += FRAME_SECONDS
             self._frame += 1
             if self._frame >= len(clip.frames):
                 self._frame = 0
@@ -154,9 +173,11 @@ class PromptPlayer:
 
     def _finish(self, reason: Finish) -> None:
         self.current = None
+        self._run += 1
         self._clips.clear()
         self._frame = 0
-        self._next_at = 0.0
+        self._start_at = None
+        self._frames_in_run = 0
         self.clock.remove(self)
         try:
             self.on_finish(self, reason)
@@ -185,6 +206,7 @@ class MediaClock:
         self._slots: list[dict[int, PromptPlayer]] = [{} for _ in range(slots)]
         self._slot_of: dict[int, int] = {}
         self._handle: asyncio.TimerHandle | None = None
+        self._ticking = False
         self._start = 0.0
         self._tick = 0
         self.ticks = 0
@@ -202,14 +224,14 @@ class MediaClock:
         slot = min(range(self.slots), key=lambda s: len(self._slots[s]))
         self._slots[slot][key] = player
         self._slot_of[key] = slot
-        if self._handle is None:
+        if self._handle is None and not self._ticking:
             self._begin()
 
     def remove(self, player: PromptPlayer) -> None:
         slot = self._slot_of.pop(id(player), None)
         if slot is not None:
             self._slots[slot].pop(id(player), None)
-        if not self._slot_of and self._handle is not None:
+        if not self._slot_of and self._handle is not None and not self._ticking:
             self._handle.cancel()
             self._handle = None
 
@@ -235,12 +257,18 @@ class MediaClock:
             self.late_ticks += 1
         if lateness > self.max_lateness:
             self.max_lateness = lateness
-        for player in list(self._slots[self._tick % self.slots].values()):
-            try:
-                player.on_tick(due, now)
-            except Exception:
-                logger.exception("a prompt player failed; it is stopped")
-                player.stop("stopped")
+        # Players added or removed by a finish handler during the tick are left to the schedule
+        # below: one chain of ticks, never two.
+        self._ticking = True
+        try:
+            for player in list(self._slots[self._tick % self.slots].values()):
+                try:
+                    player.on_tick(due, now)
+                except Exception:
+                    logger.exception("a prompt player failed; it is stopped")
+                    player.stop("stopped")
+        finally:
+            self._ticking = False
         self._tick += 1
         if self._slot_of:
             if now - (self._start + self._tick * self.step) > self.period * 10:

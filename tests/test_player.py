@@ -244,3 +244,23 @@ async def test_inband_tones_from_a_phone_without_telephone_event_become_digits(r
     finally:
         phone.close()
         gateway.close()
+
+
+def test_a_prompt_started_by_the_finish_handler_begins_on_the_next_tick() -> None:
+    """Chaining prompts from PlaybackFinished: the next one is paced like any other, not sent in a
+    burst inside the tick that finished the first (review finding: a whole menu in one go)."""
+    sink = FakeSink()
+    chained: list[str] = []
+    follow_up = clip("menu", 5, base=20)
+
+    def finished(player: PromptPlayer, reason: str) -> None:
+        chained.append(reason)
+        if len(chained) == 1:
+            player.play([follow_up])
+
+    player = PromptPlayer(sink, NoClock(), finished)
+    player.play([clip("welcome", 2)])
+    for n in range(4):
+        player.on_tick(100.0 + n * 0.02, 100.0 + n * 0.02)  # a real clock's times, far from zero
+    assert [f[2][0] for f in sink.frames] == [0, 1, 20, 21]
+    assert chained == ["done"]
