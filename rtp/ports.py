@@ -87,7 +87,7 @@ class PortAllocator:
         self.range = ports
         self.host = host
         self._free: deque[int] = deque(ports.even_ports())
-        self._used: set[int] = set()
+        self._used: dict[int, BoundPorts] = {}
         self.family = socket.AF_INET6 if ":" in host else socket.AF_INET
 
     @property
@@ -106,9 +106,13 @@ class PortAllocator:
         """
         for _ in range(len(self._free)):
             port = self._free.popleft()
-            bound = self._bind(port, rtcp)
+            try:
+                bound = self._bind(port, rtcp)
+            except BaseException:  # out of file descriptors, or worse: the port stays ours to give
+                self._free.appendleft(port)
+                raise
             if bound is not None:
-                self._used.add(port)
+                self._used[port] = bound
                 return bound
             self._free.append(port)
         raise PortsExhausted(
@@ -119,8 +123,8 @@ class PortAllocator:
     def release(self, bound: BoundPorts) -> None:
         """Close the sockets and put the port at the back of the rotation."""
         bound.close()
-        if bound.port in self._used:
-            self._used.discard(bound.port)
+        if self._used.get(bound.port) is bound:  # a stale handle must not free a live port
+            del self._used[bound.port]
             self._free.append(bound.port)
 
     def _bind(self, port: int, rtcp: bool) -> BoundPorts | None:
@@ -129,7 +133,11 @@ class PortAllocator:
             return None
         rtcp_sock = None
         if rtcp:
-            rtcp_sock = self._socket(port + 1)
+            try:
+                rtcp_sock = self._socket(port + 1)
+            except BaseException:
+                rtp_sock.close()
+                raise
             if rtcp_sock is None:
                 rtp_sock.close()
                 return None

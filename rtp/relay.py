@@ -27,14 +27,16 @@ from __future__ import annotations
 import asyncio
 import enum
 import errno
+import ipaddress
 import logging
 import secrets
 import select
+import socket
 import struct
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Final, Literal, Protocol
+from typing import Any, Final, Literal, Protocol
 
 from rtp.dtmf import Digit, DigitSource, Rfc4733Detector, Rfc4733Generator
 from rtp.g711 import PCMA_PAYLOAD_TYPE, PCMU_PAYLOAD_TYPE, decode, encode
@@ -130,6 +132,10 @@ class RemoteMedia:
             raise ValueError(f"RTP port out of range: {self.port}")
         if not 0 <= self.payload_type <= 127:
             raise ValueError(f"payload type out of range: {self.payload_type}")
+        if self.rtcp_port is not None and not 1 <= self.rtcp_port <= 65535:
+            raise ValueError(f"RTCP port out of range: {self.rtcp_port}")
+        if not 1000 <= self.clock_rate <= 192000:
+            raise ValueError(f"clock rate out of range: {self.clock_rate}")
         if self.telephone_event is not None and not 96 <= self.telephone_event <= 127:
             raise ValueError(f"telephone-event needs a dynamic payload type (96-127): {self.telephone_event}")
 
@@ -265,6 +271,7 @@ class Endpoint:
         "remote",
         "remote_rtcp",
         "remote_spec",
+        "rtcp_latched",
         "rtcp_mux",
         "sending",
         "session",
@@ -283,8 +290,10 @@ class Endpoint:
         self._view = memoryview(self._buf)
         self._draining = False
         self._woken = 0.0
-        self.remote: tuple[str, int] | None = None  # where we send RTP (latched or signalled)
-        self.remote_rtcp: tuple[str, int] | None = None
+        # where we send RTP and RTCP (latched or signalled), as the socket reports sources
+        self.remote: tuple[Any, ...] | None = None
+        self.remote_rtcp: tuple[Any, ...] | None = None
+        self.rtcp_latched = False
         self.remote_spec: RemoteMedia | None = None
         self.latched = False
         self.latch_until = 0.0
@@ -317,7 +326,10 @@ class Endpoint:
         )
         self.remote_spec = remote
         direction = remote.direction
-        self.sending = direction in (Direction.SENDRECV, Direction.RECVONLY) and remote.port != 0
+        # RFC 3264 §8.4: c=0.0.0.0 is the old way to put a call on hold: nothing goes there (on
+        # Linux it would reach our own ports), and nothing is expected from it.
+        held = remote.port == 0 or _unspecified(remote.host)
+        self.sending = direction in (Direction.SENDRECV, Direction.RECVONLY) and not held
         self.receiving = direction in (Direction.SENDRECV, Direction.SENDONLY) and remote.port != 0
         self.telephone_event = -1 if remote.telephone_event is None else remote.telephone_event
         wants_inband = (
@@ -333,24 +345,48 @@ class Endpoint:
         if self.stats.clock_rate != remote.clock_rate:
             self.stats.clock_rate = remote.clock_rate
         self.out.clock_rate = remote.clock_rate
-        if changed or not self.latched:
+        if changed:
             # A new address in SDP (a re-INVITE after a NAT rebinding, a transfer): latch anew.
-            self.remote = (remote.host, remote.port)
+            # The same SDP again (a session refresh) keeps the latch and does not reopen the window.
+            self.remote = None if held else self._address(remote.host, remote.port)
+            mux = remote.rtcp_mux or self.rtcp_mux
             rtcp_port = remote.rtcp_port if remote.rtcp_port is not None else remote.port + 1
-            self.remote_rtcp = self.remote if (remote.rtcp_mux or self.rtcp_mux) else (remote.host, rtcp_port)
+            if held:
+                self.remote_rtcp = None
+            elif mux:
+                self.remote_rtcp = self.remote
+            else:
+                self.remote_rtcp = self._address(remote.host, rtcp_port) if rtcp_port <= 65535 else None
+            self.rtcp_latched = False
             self.latched = self.relay.config.latch_mode is LatchMode.SIGNALLED
             self.latch_until = now + self.relay.config.latch_window
 
-    def _accept(self, addr: tuple[str, int], now: float) -> bool:
-        """A packet from ``addr``, which is not the current remote: latch to it, or refuse it."""
-        if self.latched or now > self.latch_until or self.remote_spec is None:
+    def _address(self, host: str, port: int) -> tuple[str, int] | tuple[str, int, int, int]:
+        """``host``:``port`` in the form our socket's recvfrom() reports a source, so that the hot
+        path compares tuples as they are: IPv6 sockets give (host, port, flowinfo, scope_id)."""
+        if self.ports.rtp.family == socket.AF_INET6:
+            return (str(ipaddress.ip_address(host.strip("[]"))), port, 0, 0)
+        return (host, port)
+
+    def _accept(self, addr: tuple[Any, ...], now: float) -> bool:
+        """A well-formed RTP packet from ``addr`` before the endpoint latched, or from a source other
+        than the latched one: latch to it, or refuse it.
+
+        Latching is once per SDP: to the first source within the window (the signalled address
+        included, which then also latches), after the window only the signalled address; with
+        ``LatchMode.SIGNALLED`` only the signalled address, from the start."""
+        if self.latched or self.remote_spec is None:
             self.counters_foreign += 1
             return False
-        self.remote = (addr[0], addr[1])
-        if not self.rtcp_mux and not (self.remote_spec.rtcp_mux):
-            self.remote_rtcp = (addr[0], addr[1] + 1)
-        else:
-            self.remote_rtcp = self.remote
+        if now > self.latch_until and addr != self.remote:
+            self.counters_foreign += 1
+            return False
+        self.remote = addr
+        if self.rtcp_mux or self.remote_spec.rtcp_mux:
+            self.remote_rtcp = addr
+        elif self.remote_rtcp is None or self.remote_rtcp[0] != addr[0]:
+            # Behind a NAT: guess the RTCP port next to the RTP one, until RTCP arrives and latches.
+            self.remote_rtcp = (addr[0], addr[1] + 1, *addr[2:]) if addr[1] < 65535 else None
         self.latched = True
         self.relay._emit(SourceLatched(self.session, self.side, addr[0], addr[1]))
         return True
@@ -388,11 +424,11 @@ class Endpoint:
                 logger.debug("%s %s: %s", self.session, self.side, exc)
                 continue
             received += 1
-            if addr != self.remote and not self._accept(addr, now):
-                continue
             if size < 12 or size >= MAX_PACKET or (buf[0] & 0xC0) != 0x80:
                 # too short for a header, not version 2, or cut to our buffer (no call sends that)
                 self.counters_malformed += 1
+                continue
+            if (addr != self.remote or not self.latched) and not self._accept(addr, now):
                 continue
             second = buf[1]
             if second in _RTCP_TYPES:
@@ -404,8 +440,12 @@ class Endpoint:
             if (second & 0x7F) == self.telephone_event:
                 stats.on_packet(ssrc, seq, ts, size, now, False)
                 self.last_rx = now
-                self._telephone_event(seq, ts, second > 0x7F, bytes(view[12:size]), now)
-                if not self.relay.config.forward_telephone_events:
+                self._telephone_event(seq, ts, second > 0x7F, buf, size, now)
+                if self.side == "phone" and not self.relay.config.forward_telephone_events:
+                    target = self.forward
+                    if target is not None and target.out.source == ssrc:
+                        # The gateway must not see a hole in the sequence where the keypress was.
+                        target.out.seq_delta = (target.out.seq_delta - 1) & 0xFFFF
                     continue
             elif ssrc == stats.ssrc and 0 < seq - stats._max_seq < MAX_DROPOUT:
                 # ReceiveStats.on_packet, in-order packet of the current source
@@ -458,26 +498,51 @@ class Endpoint:
                     logger.debug("%s %s: send: %s", self.session, target.side, exc)
         self._draining = received > 1
 
-    def _telephone_event(self, seq: int, ts: int, marker: bool, payload: bytes, now: float) -> None:
-        detector = self.detector
-        if detector is None:
-            detector = self.detector = Rfc4733Detector(clock_rate=self.stats.clock_rate)
-        self._digits(detector.receive(seq, ts, marker, payload, now))
-        if detector.deadline is not None:
-            self.relay._dtmf_pending(self, detector.deadline)
+    def _telephone_event(
+        self, seq: int, ts: int, marker: bool, buf: bytearray, size: int, now: float
+    ) -> None:
+        """An RFC 4733 packet: its payload (after any CSRCs and header extension, without padding,
+        RFC 3550 §5.1, §5.3.1) goes to this side's detector. Nothing a peer sends may raise here."""
+        try:
+            start = 12 + 4 * (buf[0] & 0x0F)
+            if buf[0] & 0x10 and start + 4 <= size:
+                start += 4 + 4 * int.from_bytes(buf[start + 2 : start + 4], "big")
+            end = size - buf[size - 1] if buf[0] & 0x20 else size
+            payload = bytes(buf[start:end]) if start <= end else b""
+            detector = self.detector
+            if detector is None:
+                detector = self.detector = Rfc4733Detector(clock_rate=self.stats.clock_rate)
+            self._digits(detector.receive(seq, ts, marker, payload, now))
+            if detector.deadline is not None:
+                self.relay._dtmf_pending(self, detector.deadline)
+        except Exception:
+            self.counters_malformed += 1
+            logger.exception("%s %s: telephone-event not handled", self.session, self.side)
 
     def _inband(self, payload_type: int, payload: memoryview, now: float) -> None:
         inband = self.inband
         if inband is None or payload_type not in (PCMU_PAYLOAD_TYPE, PCMA_PAYLOAD_TYPE):
             return
-        found = inband.feed(decode(payload_type, payload), now)
-        if found:
-            self._digits(
-                [
-                    Digit(d.key, DigitSource.INBAND, d.duration_ms, started_at=d.started, ended_at=now)
-                    for d in found
-                ]
-            )
+        try:
+            found = inband.feed(decode(payload_type, payload), now)
+            if found:
+                # The packets of one read share one ``now``, and the detector dates a tone by its
+                # samples: its end can come out after ``now``.
+                self._digits(
+                    [
+                        Digit(
+                            d.key,
+                            DigitSource.INBAND,
+                            d.duration_ms,
+                            started_at=d.started,
+                            ended_at=max(now, d.started + d.duration_ms / 1000),
+                        )
+                        for d in found
+                    ]
+                )
+        except Exception:
+            logger.exception("%s %s: in-band detection failed; off for this call", self.session, self.side)
+            self.inband = None
 
     def _digits(self, digits: list[Digit]) -> None:
         for digit in digits:
@@ -496,10 +561,16 @@ class Endpoint:
                 break
             except OSError:
                 continue
-            if self.remote_rtcp is None or addr[0] != self.remote_rtcp[0]:
-                self.counters_foreign += 1  # RTCP from where the media does not come from
+            remote = self.remote_rtcp
+            if remote is None or (
+                addr != remote and (self.rtcp_latched or addr[0] != remote[0] or now > self.latch_until)
+            ):
+                self.counters_foreign += 1  # not the peer's RTCP address (latched once, like RTP)
                 continue
-            self.remote_rtcp = (addr[0], addr[1])
+            if addr != remote:
+                # Its NAT mapped the RTCP port elsewhere: latch to it, once, within the RTP window.
+                self.remote_rtcp = addr
+            self.rtcp_latched = True
             self._rtcp(data, now)
 
     def _rtcp(self, data: bytes, now: float) -> None:
@@ -507,9 +578,15 @@ class Endpoint:
         streams as the other side sees them (our SSRCs, not the ones behind us)."""
         self.counters_rtcp_in += 1
         target = self.forward
-        if target is None or target.remote_rtcp is None or not target.sending:
-            return
-        rewritten = rewrite_rtcp(data, sender=target.out.ssrc, reported={self.out.ssrc: target.stats.ssrc})
+        if target is None or target.remote_rtcp is None:
+            return  # (RTCP goes on during hold, RFC 3264 §5.1: it tells the peer we are alive)
+        rewritten = rewrite_rtcp(
+            data,
+            sender=target.out.ssrc,
+            reported={self.out.ssrc: target.stats.ssrc},
+            ts_delta=target.out.ts_delta,
+            seq_delta=self.out.seq_delta,
+        )
         if rewritten is None:
             self.counters_malformed += 1
             return
@@ -517,7 +594,7 @@ class Endpoint:
         try:
             sock.sendto(rewritten, target.remote_rtcp)
             target.counters_rtcp_out += 1
-        except OSError:
+        except (OSError, OverflowError):
             target.counters_send_errors += 1
 
     def send_frame(self, source: object, seq: int, ts: int, payload: bytes, now: float, marker: bool) -> None:
@@ -547,15 +624,35 @@ class Endpoint:
         )
 
 
-def rewrite_rtcp(data: bytes, *, sender: int, reported: dict[int, int | None]) -> bytes | None:
-    """``data`` (a compound RTCP packet) with every sender SSRC set to ``sender`` and every SSRC a
-    report block or feedback names mapped through ``reported``; None when the lengths do not add
-    up (RFC 3550 §6.1: each packet's length field counts 32-bit words less one)."""
+def _unspecified(host: str) -> bool:
+    """0.0.0.0 or ::, the RFC 3264 §8.4 hold address (and never a peer)."""
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_unspecified
+    except ValueError:
+        return False
+
+
+def rewrite_rtcp(
+    data: bytes,
+    *,
+    sender: int,
+    reported: dict[int, int | None],
+    ts_delta: int = 0,
+    seq_delta: int = 0,
+) -> bytes | None:
+    """``data`` (a compound RTCP packet from one peer) as the other peer must see it, the relay
+    being an RTP translator that renumbers streams (RFC 3550 §7.2): every sender SSRC becomes
+    ``sender``; an SR's RTP timestamp moves by ``ts_delta`` (the offset of our stream that carries
+    the sender's media); every SSRC a report block or feedback names is mapped through ``reported``,
+    and a report block's extended highest sequence number moves back by ``seq_delta`` (the offset
+    of our stream the reporter receives) into the numbering of the stream's source. None when the
+    lengths do not add up (RFC 3550 §6.1: each packet's length field counts 32-bit words less one).
+    """
     out = bytearray(data)
     offset = 0
     total = len(out)
     while offset < total:
-        if total - offset < 8 or (out[offset] & 0xC0) != 0x80:
+        if total - offset < 4 or (out[offset] & 0xC0) != 0x80:
             return None
         count = out[offset] & 0x1F
         packet_type = out[offset + 1]
@@ -563,8 +660,14 @@ def rewrite_rtcp(data: bytes, *, sender: int, reported: dict[int, int | None]) -
         end = offset + length
         if end > total:
             return None
-        _U32.pack_into(out, offset + 4, sender)
+        if length >= 8:  # a BYE or SDES with no source is the 4-byte header alone
+            _U32.pack_into(out, offset + 4, sender)
         if packet_type in (200, 201):  # SR, RR: report blocks after the sender info (SR) or header
+            if packet_type == 200:
+                if length < 28:
+                    return None
+                rtp_ts = _U32.unpack_from(out, offset + 16)[0]
+                _U32.pack_into(out, offset + 16, (rtp_ts + ts_delta) & 0xFFFFFFFF)
             blocks = offset + (28 if packet_type == 200 else 8)
             for n in range(count):
                 at = blocks + 24 * n
@@ -573,6 +676,9 @@ def rewrite_rtcp(data: bytes, *, sender: int, reported: dict[int, int | None]) -
                 mapped = reported.get(_U32.unpack_from(out, at)[0])
                 if mapped is not None:
                     _U32.pack_into(out, at, mapped)
+                highest = _U32.unpack_from(out, at + 8)[0]
+                source_seq = ((highest & 0xFFFF) - seq_delta) & 0xFFFF
+                _U32.pack_into(out, at + 8, (highest & 0xFFFF0000) | source_seq)
         elif packet_type in (205, 206) and length >= 12:  # RTPFB, PSFB (RFC 4585 §6.1): media SSRC
             mapped = reported.get(_U32.unpack_from(out, offset + 8)[0])
             if mapped is not None:
@@ -643,7 +749,7 @@ class Relay:
         phone_ports = self.allocator.allocate(rtcp=not rtcp_mux)
         try:
             gateway_ports = self.allocator.allocate(rtcp=not rtcp_mux)
-        except PortsExhausted:
+        except BaseException:  # exhausted, or out of file descriptors: nothing stays bound
             self.allocator.release(phone_ports)
             raise
         phone = Endpoint(self, session, "phone", phone_ports, rtcp_mux)
@@ -758,6 +864,8 @@ class Relay:
         loop = self._loop
         assert loop is not None
         generator = Rfc4733Generator(spec.telephone_event, clock_rate=spec.clock_rate)
+        # Every key's packets first: a bad key or duration raises before anything is scheduled.
+        presses = [generator.packets(key, duration_ms, 0) for key in keys]
         token = object()  # the source of these packets in the outgoing stream
         handles = self._sending_digits.setdefault(id(endpoint), [])
         # Digits asked for while others are still going out follow them.
@@ -766,8 +874,7 @@ class Relay:
         done = start
         seq = 0
         ts = 0
-        for key in keys:
-            packets = generator.packets(key, duration_ms, ts)
+        for packets in presses:
             for packet in packets:
                 seq += 1
                 handles.append(
@@ -777,9 +884,10 @@ class Relay:
                         endpoint,
                         token,
                         seq,
-                        packet.timestamp,
+                        (ts + packet.timestamp) & 0xFFFFFFFF,
                         packet.marker,
                         packet.payload,
+                        round(packet.send_offset * spec.clock_rate),
                     )
                 )
             # the next event starts after this one and the gap, on the same media clock
@@ -791,15 +899,23 @@ class Relay:
         endpoint.paused = True
 
     def _send_event(
-        self, endpoint: Endpoint, token: object, seq: int, ts: int, marker: bool, payload: bytes
+        self,
+        endpoint: Endpoint,
+        token: object,
+        seq: int,
+        ts: int,
+        marker: bool,
+        payload: bytes,
+        elapsed: int,
     ) -> None:
         spec = endpoint.remote_spec
         if spec is None or spec.telephone_event is None:
             return
         now = time.monotonic()
-        endpoint.send_generated(
-            endpoint.out.packet(token, seq, ts, spec.telephone_event, payload, now, marker)
+        packet = endpoint.out.packet(
+            token, seq, ts, spec.telephone_event, payload, now, marker, media_offset=elapsed
         )
+        endpoint.send_generated(packet)
 
     def _digits_sent(self, endpoint: Endpoint) -> None:
         handles = self._sending_digits.get(id(endpoint), [])
@@ -824,6 +940,9 @@ class Relay:
         if self._sweeper is not None:
             self._sweeper.cancel()
             self._sweeper = None
+        if self._dtmf_timer is not None:
+            self._dtmf_timer.cancel()
+            self._dtmf_timer = None
         if self._epoll is not None:
             if self._epoll_watched and self._loop is not None and not self._loop.is_closed():
                 self._loop.remove_reader(self._epoll.fileno())
@@ -933,6 +1052,8 @@ class Relay:
         limit = self.config.media_timeout
         for s in list(self._sessions.values()):
             for endpoint in s.endpoints.values():
+                if s.id not in self._sessions:
+                    break  # a handler hung the call up on the other side's timeout
                 if endpoint.remote_spec is None or not endpoint.receiving:
                     endpoint.last_rx = now  # nothing is expected from this peer: no timeout
                     continue

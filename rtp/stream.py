@@ -33,6 +33,7 @@ class OutgoingStream:
         "clock_rate",
         "frame_samples",
         "last_at",
+        "media_offset",
         "packets",
         "seq",
         "seq_delta",
@@ -59,6 +60,7 @@ class OutgoingStream:
         self.seq = (secrets.randbits(16) if first_seq is None else first_seq) - 1 & 0xFFFF
         self.ts = secrets.randbits(32) if first_ts is None else first_ts
         self.last_at: float | None = None  # when the last packet went out
+        self.media_offset = 0  # samples from the last timestamp sent to the media clock then
         self.source: object = None  # what feeds the stream now: an SSRC, or a generator's token
         self.seq_delta = 0
         self.ts_delta = 0
@@ -77,7 +79,10 @@ class OutgoingStream:
             step = 0
         else:
             step = max(self.frame_samples, round((now - self.last_at) * self.clock_rate))
-        next_ts = (self.ts + step) & 0xFFFFFFFF
+        # After RFC 4733 events the last timestamp sent is the event's start, not the media time
+        # of the last packet: ``media_offset`` is how far that packet was into the event.
+        next_ts = (self.ts + self.media_offset + step) & 0xFFFFFFFF
+        self.media_offset = 0
         self.seq_delta = (next_seq - seq) & 0xFFFF
         self.ts_delta = (next_ts - ts) & 0xFFFFFFFF
         if self.source is not None:
@@ -100,10 +105,20 @@ class OutgoingStream:
         self.bytes += size
 
     def packet(
-        self, source: object, seq: int, ts: int, payload_type: int, payload: bytes, now: float, marker: bool
+        self,
+        source: object,
+        seq: int,
+        ts: int,
+        payload_type: int,
+        payload: bytes,
+        now: float,
+        marker: bool,
+        media_offset: int = 0,
     ) -> bytes:
         """A whole packet from a generating ``source`` (the prompt player, the DTMF generator), which
-        numbers its own packets with ``seq`` and ``ts`` as if it were a peer."""
+        numbers its own packets with ``seq`` and ``ts`` as if it were a peer. ``media_offset``: how
+        many samples past ``ts`` the media clock is at this packet (the packets of an RFC 4733
+        event all carry its start timestamp)."""
         if source is not self.source:
             self.anchor(source, seq, ts, now)
             marker = True
@@ -111,10 +126,10 @@ class OutgoingStream:
         out_ts = (ts + self.ts_delta) & 0xFFFFFFFF
         self.seq = out_seq
         self.ts = out_ts
+        self.media_offset = media_offset
         self.last_at = now
-        data = (
-            _HEADER.pack(0x80, (0x80 if marker else 0) | payload_type, out_seq, out_ts, self.ssrc) + payload
-        )
+        second = (0x80 if marker else 0) | payload_type
+        data = _HEADER.pack(0x80, second, out_seq, out_ts, self.ssrc) + payload
         self.packets += 1
         self.bytes += len(data)
         return data

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from rtp.dtmf import Rfc4733Detector
+from rtp.dtmf import DtmfError, Rfc4733Detector
 from rtp.player import Clip
 from rtp.ports import PortAllocator, PortRange, PortRangeError, PortsExhausted
 from rtp.relay import (
@@ -597,3 +597,148 @@ async def test_a_telephone_event_flood_gives_one_digit_per_event(relay_factory, 
         )
     phone.send(rtp(700, 96000, 0x1), phone_port)
     assert len(await gateway.recv()) == 172
+
+
+# ------------------------------------------------------------------ review findings, pinned down
+
+
+async def test_a_phone_sending_from_its_sdp_address_latches_there(relay_factory, peers) -> None:  # type: ignore[no-untyped-def]
+    """Packets from the signalled address latch the endpoint too: a later packet from elsewhere,
+    even inside the window, is refused (it used to take the call's media)."""
+    relay, _ = relay_factory()
+    phone, gateway, attacker = Peer(), Peer(), Peer()
+    peers += [phone, gateway, attacker]
+    phone_port, gateway_port = await bridged(relay, phone, gateway)
+    phone.send(rtp(1, 160, 0x1), phone_port)
+    await gateway.recv()
+    attacker.send(rtp(2, 320, 0x1), phone_port)
+    assert await gateway.nothing()
+    gateway.send(rtp(1, 160, 0x2), gateway_port)
+    assert len(await phone.recv()) == 172 and await attacker.nothing(0.05)
+
+
+async def test_junk_does_not_latch(relay_factory, peers) -> None:  # type: ignore[no-untyped-def]
+    relay, _ = relay_factory()
+    phone_nat, gateway, junk = Peer(), Peer(), Peer()
+    peers += [phone_nat, gateway, junk]
+    ports = relay.open_session("call")
+    relay.set_remote("call", "phone", RemoteMedia("127.0.0.9", 4000))
+    relay.set_remote("call", "gateway", RemoteMedia(HOST, gateway.address[1]))
+    relay.bridge("call")
+    junk.send(b"\x00", ports.phone)
+    phone_nat.send(rtp(1, 160, 0x1), ports.phone)
+    assert len(await gateway.recv()) == 172  # the first well-formed packet latched
+
+
+async def test_ipv6_media_flows_and_latches(peers) -> None:  # type: ignore[no-untyped-def]
+    events: list[MediaEvent] = []
+    relay = Relay(RelayConfig(host="::1", ports=free_range(2)), on_event=events.append)
+    phone = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    gateway = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    try:
+        for s in (phone, gateway):
+            s.bind(("::1", 0))
+            s.setblocking(False)
+        ports = relay.open_session("call")
+        relay.set_remote("call", "phone", RemoteMedia("::1", phone.getsockname()[1]))
+        relay.set_remote("call", "gateway", RemoteMedia("::1", gateway.getsockname()[1]))
+        relay.bridge("call")
+        loop = asyncio.get_running_loop()
+        for n in range(5):
+            phone.sendto(rtp(n, 160 * n, 0x1), ("::1", ports.phone))
+            assert len(await asyncio.wait_for(loop.sock_recv(gateway, 2048), 1.0)) == 172
+        assert relay.endpoint("call", "phone").counters().foreign == 0
+    finally:
+        relay.close()
+        phone.close()
+        gateway.close()
+
+
+async def test_old_style_hold_sends_nothing_to_0_0_0_0(relay_factory, peers) -> None:  # type: ignore[no-untyped-def]
+    relay, _ = relay_factory()
+    phone, gateway = Peer(), Peer()
+    peers += [phone, gateway]
+    _, gateway_port = await bridged(relay, phone, gateway)
+    relay.set_remote("call", "phone", RemoteMedia("0.0.0.0", phone.address[1]))  # RFC 3264 §8.4
+    gateway.send(rtp(1, 160, 0x2), gateway_port)
+    assert await phone.nothing()
+    endpoint = relay.endpoint("call", "phone")
+    assert not endpoint.sending and endpoint.remote is None
+
+
+def test_rtcp_reports_are_translated_into_the_streams_the_peer_knows() -> None:
+    sr = struct.pack(">BBHIQIII", 0x80, 200, 6, 0xAAAA, 1, 8000, 10, 1600)
+    out = rewrite_rtcp(sr, sender=0x9, reported={}, ts_delta=1000)
+    assert out is not None and struct.unpack_from(">I", out, 16)[0] == 9000
+    rr = struct.pack(">BBHI", 0x81, 201, 7, 0xAAAA) + struct.pack(">IIIIII", 0x5, 0, 0x0001_0010, 0, 0, 0)
+    out = rewrite_rtcp(rr, sender=0x9, reported={0x5: 0x7}, seq_delta=0x20)
+    assert out is not None
+    assert (
+        struct.unpack_from(">II", out, 8) == (0x7, 0) and struct.unpack_from(">I", out, 16)[0] == 0x0001_FFF0
+    )
+    bye = struct.pack(">BBH", 0x80, 203, 0)  # a BYE without sources: the 4-byte header alone
+    out = rewrite_rtcp(rr + bye, sender=0x9, reported={})
+    assert out is not None and out[-4:] == bye
+
+
+async def test_a_bad_key_sends_nothing_and_pauses_nothing(relay_factory, peers) -> None:  # type: ignore[no-untyped-def]
+    relay, _ = relay_factory()
+    phone, gateway = Peer(), Peer()
+    peers += [phone, gateway]
+    phone_port, _ = await bridged(relay, phone, gateway)
+    relay.set_remote("call", "gateway", RemoteMedia(HOST, gateway.address[1], telephone_event=101))
+    with pytest.raises(DtmfError):
+        relay.send_digits("call", "gateway", "12X")
+    assert await gateway.nothing()
+    phone.send(rtp(1, 160, 0x1), phone_port)
+    assert len(await gateway.recv()) == 172  # not paused
+
+
+async def test_audio_after_our_digits_continues_the_media_clock(relay_factory, peers) -> None:  # type: ignore[no-untyped-def]
+    relay, _ = relay_factory()
+    phone, gateway = Peer(), Peer()
+    peers += [phone, gateway]
+    ports = relay.open_session("call")
+    relay.set_remote("call", "phone", RemoteMedia(HOST, phone.address[1]))
+    relay.set_remote("call", "gateway", RemoteMedia(HOST, gateway.address[1], telephone_event=101))
+    relay.bridge("call")
+    phone.send(rtp(1, 160, 0xA), ports.phone)
+    first = header(await gateway.recv())
+    relay.send_digits("call", "gateway", "5", duration_ms=400)
+    events = []
+    ends = 0
+    while ends < 3:  # the event's packets, up to its three end packets
+        data = await gateway.recv(2.0)
+        events.append(header(data))
+        ends += bool(data[13] & 0x80)
+    await asyncio.sleep(0.05)
+    phone.send(rtp(2, 320, 0xA), ports.phone)
+    resumed = header(await gateway.recv())
+    assert resumed[1] == 0
+    event_start = (events[0][3] - first[3]) & 0xFFFFFFFF
+    assert (resumed[3] - first[3]) & 0xFFFFFFFF >= event_start + 400 * 8  # after the event, not inside it
+
+
+async def test_telephone_events_with_csrc_and_padding_still_give_their_digit(relay_factory, peers) -> None:  # type: ignore[no-untyped-def]
+    relay, events = relay_factory()
+    phone, gateway = Peer(), Peer()
+    peers += [phone, gateway]
+    phone_port, _ = await bridged(relay, phone, gateway, telephone_event=101)
+    for packet in event_packets(9, 10, 8000):
+        b0 = packet[0] | 0x20 | 0x01  # padding, one CSRC
+        phone.send(
+            bytes([b0]) + packet[1:12] + b"\x00\x00\x00\x07" + packet[12:] + b"\x00\x00\x00\x04", phone_port
+        )
+    await asyncio.sleep(0.1)
+    assert [e.digit.key for e in events.of(DigitReceived)] == ["9"]  # type: ignore[union-attr]
+
+
+def test_a_stale_release_does_not_free_a_port_another_call_holds() -> None:
+    allocator = PortAllocator(free_range(1), HOST)
+    first = allocator.allocate()
+    allocator.release(first)
+    second = allocator.allocate()  # the same port, now another call's
+    allocator.release(first)  # a stale handle
+    assert allocator.in_use == 1 and allocator.available == 0
+    allocator.release(second)
+    assert allocator.in_use == 0 and allocator.available == 1
