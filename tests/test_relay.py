@@ -630,6 +630,16 @@ async def test_junk_does_not_latch(relay_factory, peers) -> None:  # type: ignor
     assert len(await gateway.recv()) == 172  # the first well-formed packet latched
 
 
+def _ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _ipv6_loopback(), reason="this machine has no IPv6 loopback (::1)")
 async def test_ipv6_media_flows_and_latches(peers) -> None:  # type: ignore[no-untyped-def]
     events: list[MediaEvent] = []
     relay = Relay(RelayConfig(host="::1", ports=free_range(2)), on_event=events.append)
