@@ -34,7 +34,6 @@ import contextlib
 import gc
 import json
 import os
-import random
 import signal
 import socket
 import struct
@@ -89,9 +88,10 @@ async def _serve(system: str, calls: int) -> None:
     loop = asyncio.get_running_loop()
     ports: list[tuple[int, int]] = []
     if system == "relay":
+        from rtp.ports import free_port_range
         from rtp.relay import Relay, RelayConfig, RemoteMedia
 
-        relay = Relay(RelayConfig(host=HOST, ports=_free_range(calls * 2)), loop=loop)
+        relay = Relay(RelayConfig(host=HOST, ports=free_port_range(calls * 2, HOST)), loop=loop)
         for n in range(calls):
             p = relay.open_session(f"c{n}", rtcp_mux=True)
             ports.append((p.phone, p.gateway))
@@ -104,9 +104,10 @@ async def _serve(system: str, calls: int) -> None:
             relay.bridge(f"c{n}")
     elif system == "players":
         from rtp.player import Clip
+        from rtp.ports import free_port_range
         from rtp.relay import Relay, RelayConfig, RemoteMedia
 
-        relay = Relay(RelayConfig(host=HOST, ports=_free_range(calls * 2)), loop=loop)
+        relay = Relay(RelayConfig(host=HOST, ports=free_port_range(calls * 2, HOST)), loop=loop)
         for n in range(calls):
             relay.open_session(f"c{n}", rtcp_mux=True)
         print(json.dumps([(0, 0)] * calls), flush=True)
@@ -160,26 +161,6 @@ def _udp(port: int = 0) -> socket.socket:
     s.bind((HOST, port))
     s.setblocking(False)
     return s
-
-
-def _free_range(pairs: int) -> Any:
-    from rtp.ports import PortRange
-
-    for _ in range(100):
-        base = random.randrange(20000, 60000 - 2 * pairs, 2)
-        probe = []
-        try:
-            for port in range(base, base + 2 * pairs, 2):
-                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-                probe.append(s)
-                s.bind((HOST, port))
-            return PortRange(base, base + 2 * pairs - 1)
-        except OSError:
-            continue
-        finally:
-            for s in probe:
-                s.close()
-    raise SystemExit("no free port range for the relay")
 
 
 # ------------------------------------------------------------------------------------- generator

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import logging
+import random
 import socket
 from collections import deque
 from dataclasses import dataclass
@@ -157,3 +158,25 @@ class PortAllocator:
                 return None
             raise
         return sock
+
+
+def free_port_range(pairs: int, host: str = "127.0.0.1", *, attempts: int = 100) -> PortRange:
+    """A range of ``pairs`` RTP/RTCP port pairs that are all free on ``host`` right now (they may
+    be taken again by the time they are bound): for tests, benches and lab setups that cannot
+    promise a fixed range. Raises :class:`PortsExhausted` when ``attempts`` random tries fail."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    for _ in range(attempts):
+        base = random.randrange(20000, 65000 - 2 * pairs, 2)
+        probes: list[socket.socket] = []
+        try:
+            for port in range(base, base + 2 * pairs):
+                probe = socket.socket(family, socket.SOCK_DGRAM)
+                probes.append(probe)
+                probe.bind((host, port))
+            return PortRange(base, base + 2 * pairs - 1)
+        except OSError:
+            continue
+        finally:
+            for probe in probes:
+                probe.close()
+    raise PortsExhausted(f"no {pairs} free port pairs found on {host}")

@@ -50,7 +50,6 @@ from rtp.stream import OutgoingStream
 logger = logging.getLogger(__name__)
 
 Side = Literal["phone", "gateway"]
-SIDES: Final[tuple[Side, Side]] = ("phone", "gateway")
 
 #: Larger than any RTP packet a voice call carries (a 1500-byte Ethernet MTU, less headers) with
 #: room for jumbo frames on loopback; a longer datagram is truncated by the kernel and dropped here.
@@ -261,7 +260,6 @@ class Endpoint:
         "inband",
         "last_rx",
         "latch_until",
-        "latched",
         "out",
         "paused",
         "player",
@@ -276,6 +274,7 @@ class Endpoint:
         "sending",
         "session",
         "side",
+        "source",
         "stats",
         "telephone_event",
     )
@@ -295,7 +294,9 @@ class Endpoint:
         self.remote_rtcp: tuple[Any, ...] | None = None
         self.rtcp_latched = False
         self.remote_spec: RemoteMedia | None = None
-        self.latched = False
+        # The one source accepted: latched (or, LatchMode.SIGNALLED, the signalled address); None
+        # until then. The hot path compares with it alone.
+        self.source: tuple[Any, ...] | None = None
         self.latch_until = 0.0
         self.receiving = True  # the peer may send to us
         self.sending = True  # we may send to the peer
@@ -358,7 +359,7 @@ class Endpoint:
             else:
                 self.remote_rtcp = self._address(remote.host, rtcp_port) if rtcp_port <= 65535 else None
             self.rtcp_latched = False
-            self.latched = self.relay.config.latch_mode is LatchMode.SIGNALLED
+            self.source = self.remote if self.relay.config.latch_mode is LatchMode.SIGNALLED else None
             self.latch_until = now + self.relay.config.latch_window
 
     def _address(self, host: str, port: int) -> tuple[str, int] | tuple[str, int, int, int]:
@@ -375,7 +376,11 @@ class Endpoint:
         Latching is once per SDP: to the first source within the window (the signalled address
         included, which then also latches), after the window only the signalled address; with
         ``LatchMode.SIGNALLED`` only the signalled address, from the start."""
-        if self.latched or self.remote_spec is None:
+        if (
+            self.source is not None
+            or self.remote_spec is None
+            or self.relay.config.latch_mode is LatchMode.SIGNALLED
+        ):
             self.counters_foreign += 1
             return False
         if now > self.latch_until and addr != self.remote:
@@ -387,7 +392,7 @@ class Endpoint:
         elif self.remote_rtcp is None or self.remote_rtcp[0] != addr[0]:
             # Behind a NAT: guess the RTCP port next to the RTP one, until RTCP arrives and latches.
             self.remote_rtcp = (addr[0], addr[1] + 1, *addr[2:]) if addr[1] < 65535 else None
-        self.latched = True
+        self.source = addr
         self.relay._emit(SourceLatched(self.session, self.side, addr[0], addr[1]))
         return True
 
@@ -428,7 +433,7 @@ class Endpoint:
                 # too short for a header, not version 2, or cut to our buffer (no call sends that)
                 self.counters_malformed += 1
                 continue
-            if (addr != self.remote or not self.latched) and not self._accept(addr, now):
+            if addr != self.source and not self._accept(addr, now):
                 continue
             second = buf[1]
             if second in _RTCP_TYPES:
@@ -693,12 +698,11 @@ def rewrite_rtcp(
 class Session:
     """The two endpoints of one call."""
 
-    __slots__ = ("bridged", "endpoints", "id")
+    __slots__ = ("endpoints", "id")
 
     def __init__(self, session_id: str, phone: Endpoint, gateway: Endpoint) -> None:
         self.id = session_id
         self.endpoints: dict[Side, Endpoint] = {"phone": phone, "gateway": gateway}
-        self.bridged = False
 
 
 # ------------------------------------------------------------------------------------------ relay
@@ -770,13 +774,11 @@ class Relay:
         s = self._session(session)
         phone, gateway = s.endpoints["phone"], s.endpoints["gateway"]
         phone.forward, gateway.forward = gateway, phone
-        s.bridged = True
 
     def unbridge(self, session: str) -> None:
         s = self._session(session)
         for endpoint in s.endpoints.values():
             endpoint.forward = None
-        s.bridged = False
 
     def close_session(self, session: str) -> SessionStats:
         """Unbind both endpoints and return what the call record keeps. Unknown ids: KeyError."""
@@ -804,9 +806,9 @@ class Relay:
         pauses meanwhile. :class:`PlaybackFinished` says how it ended."""
         endpoint = self._session(session).endpoints[side]
         if endpoint.player is None:
-            endpoint.player = PromptPlayer(endpoint, self._clock(), self._playback_finished(session, side))
+            endpoint.player = PromptPlayer(endpoint, self.clock, self._playback_finished(session, side))
         endpoint.player.play(clips, loop=loop, barge_in=barge_in)
-        endpoint.paused = endpoint.player.playing or id(endpoint) in self._sending_digits
+        self._set_paused(endpoint)
 
     def play_prompts(
         self,
@@ -896,7 +898,7 @@ class Relay:
             start += last + gap_ms / 1000
             ts += round((last + gap_ms / 1000) * spec.clock_rate)
         handles.append(loop.call_later(done, self._digits_sent, endpoint))
-        endpoint.paused = True
+        self._set_paused(endpoint)
 
     def _send_event(
         self,
@@ -923,7 +925,7 @@ class Relay:
         if loop is not None and any(h.when() > loop.time() and not h.cancelled() for h in handles):
             return  # more digits were asked for meanwhile: their own end comes later
         self._sending_digits.pop(id(endpoint), None)
-        endpoint.paused = endpoint.player is not None and endpoint.player.playing
+        self._set_paused(endpoint)
 
     # -- for the players and generators in this process -------------------------------------------
 
@@ -988,17 +990,18 @@ class Relay:
             if callback is not None:
                 callback()
 
-    def _clock(self) -> MediaClock:
-        if self.clock._loop is None:
-            self.clock._loop = self._loop
-        return self.clock
+    def _set_paused(self, endpoint: Endpoint) -> None:
+        """The bridged audio toward a peer waits while a prompt or our digits go to it (kept as one
+        flag because the hot path reads it for every packet)."""
+        player = endpoint.player
+        endpoint.paused = (player is not None and player.playing) or id(endpoint) in self._sending_digits
 
     def _playback_finished(self, session: str, side: Side) -> Callable[[PromptPlayer, Finish], None]:
         def finished(_: PromptPlayer, reason: Finish) -> None:
             s = self._sessions.get(session)
             if s is not None:
                 endpoint = s.endpoints[side]
-                endpoint.paused = id(endpoint) in self._sending_digits
+                self._set_paused(endpoint)
                 self._emit(PlaybackFinished(session, side, reason))
 
         return finished
@@ -1070,7 +1073,6 @@ def random_session_id() -> str:
 
 
 __all__ = [
-    "SIDES",
     "DigitReceived",
     "Direction",
     "Endpoint",

@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
+from rtp.seqnum import seq_add, seq_sub
+
 #: RFC 3550 §A.1: a jump forward of up to this many sequence numbers is loss, not a restart.
 MAX_DROPOUT: Final = 3000
 #: RFC 3550 §A.1: a packet up to this many sequence numbers behind is late, not a restart.
@@ -87,7 +89,7 @@ class ReceiveStats:
         if ssrc != self.ssrc:
             self._new_source(ssrc, seq)
         else:
-            udelta = (seq - self._max_seq) & 0xFFFF
+            udelta = seq_sub(seq, self._max_seq)
             if udelta < MAX_DROPOUT:
                 if seq < self._max_seq:
                     self._cycles += _SEQ_MOD  # wrapped: another 64K cycle
@@ -98,7 +100,7 @@ class ReceiveStats:
                 if seq == self._bad_seq:
                     self._restart(seq)
                 else:
-                    self._bad_seq = (seq + 1) & 0xFFFF
+                    self._bad_seq = seq_add(seq, 1)
                     return
             # else: a duplicate or a late packet, counted as received (RFC 3550 §A.1)
         self.received += 1

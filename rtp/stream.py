@@ -19,6 +19,8 @@ import secrets
 import struct
 from typing import Final
 
+from rtp.seqnum import seq_add, seq_sub, ts_add, ts_sub
+
 _HEADER: Final = struct.Struct(">BBHII")
 _SEQ_TS_SSRC: Final = struct.Struct(">HII")
 #: A 20 ms G.711 frame at 8 kHz: the smallest step a new source's first timestamp moves forward.
@@ -57,7 +59,7 @@ class OutgoingStream:
         self.frame_samples = frame_samples
         # RFC 3550 §5.1: the initial SSRC, sequence number and timestamp SHOULD be random.
         self.ssrc = secrets.randbits(32) if ssrc is None else ssrc
-        self.seq = (secrets.randbits(16) if first_seq is None else first_seq) - 1 & 0xFFFF
+        self.seq = seq_add(secrets.randbits(16) if first_seq is None else first_seq, -1)
         self.ts = secrets.randbits(32) if first_ts is None else first_ts
         self.last_at: float | None = None  # when the last packet went out
         self.media_offset = 0  # samples from the last timestamp sent to the media clock then
@@ -74,17 +76,17 @@ class OutgoingStream:
         Its timestamp moves on from the last one sent by the time that passed, at least one frame,
         so the receiver's playout neither overlaps the old source nor stalls.
         """
-        next_seq = (self.seq + 1) & 0xFFFF
+        next_seq = seq_add(self.seq, 1)
         if self.last_at is None:
             step = 0
         else:
             step = max(self.frame_samples, round((now - self.last_at) * self.clock_rate))
         # After RFC 4733 events the last timestamp sent is the event's start, not the media time
         # of the last packet: ``media_offset`` is how far that packet was into the event.
-        next_ts = (self.ts + self.media_offset + step) & 0xFFFFFFFF
+        next_ts = ts_add(self.ts, self.media_offset + step)
         self.media_offset = 0
-        self.seq_delta = (next_seq - seq) & 0xFFFF
-        self.ts_delta = (next_ts - ts) & 0xFFFFFFFF
+        self.seq_delta = seq_sub(next_seq, seq)
+        self.ts_delta = ts_sub(next_ts, ts)
         if self.source is not None:
             self.switches += 1
         self.source = source
@@ -95,8 +97,8 @@ class OutgoingStream:
         if source != self.source:
             self.anchor(source, seq, ts, now)
             buf[1] |= 0x80
-        out_seq = (seq + self.seq_delta) & 0xFFFF
-        out_ts = (ts + self.ts_delta) & 0xFFFFFFFF
+        out_seq = seq_add(seq, self.seq_delta)
+        out_ts = ts_add(ts, self.ts_delta)
         _SEQ_TS_SSRC.pack_into(buf, 2, out_seq, out_ts, self.ssrc)
         self.seq = out_seq
         self.ts = out_ts
@@ -122,8 +124,8 @@ class OutgoingStream:
         if source is not self.source:
             self.anchor(source, seq, ts, now)
             marker = True
-        out_seq = (seq + self.seq_delta) & 0xFFFF
-        out_ts = (ts + self.ts_delta) & 0xFFFFFFFF
+        out_seq = seq_add(seq, self.seq_delta)
+        out_ts = ts_add(ts, self.ts_delta)
         self.seq = out_seq
         self.ts = out_ts
         self.media_offset = media_offset

@@ -370,16 +370,20 @@ class UserAgent:
         self._start_client(client)
         return True
 
-    def _retry_request(self, client: ClientRequest, extra: Iterable[tuple[str, str]] = ()) -> Request:
+    def _retry_request(
+        self, client: ClientRequest, credentials: Iterable[tuple[str, str]] | None = None
+    ) -> Request:
         """``client``'s request as a new transaction: a fresh Via for its peer's transport, the
-        CSeq one higher (the dialog's, within one), Content-Length recomputed, ``extra`` added."""
+        CSeq one higher (the dialog's, within one), Content-Length recomputed; ``credentials``
+        (Authorization headers answering a challenge) replace the ones it carried, if given."""
+        dropped = {"via", "v", "content-length", "l"}
+        if credentials is not None:
+            dropped |= {"authorization", "proxy-authorization"}
         old = client.request
         retry_headers: list[tuple[str, str]] = []
         for name, value in old.headers:
             key = name.lower()
-            if key in ("via", "v", "authorization", "proxy-authorization", "content-length", "l"):
-                if key in ("authorization", "proxy-authorization") and not extra:
-                    retry_headers.append((name, value))  # a failover keeps the credentials it had
+            if key in dropped:
                 continue
             if key == "cseq":
                 if client.dialog is not None:  # §12.2.1.1: the dialog's CSeq moves on with it
@@ -388,7 +392,7 @@ class UserAgent:
                 else:
                     value = f"{old.cseq.seq + 1} {old.method}"
             retry_headers.append((name, value))
-        retry_headers.extend(extra)
+        retry_headers.extend(credentials or ())
         retry = Request.build(old.method, old.uri_text, retry_headers, old.body)
         retry.add_header("Via", self.via(client.peer.address.transport), first=True)
         return retry

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-import struct
 from array import array
 
 import pytest
@@ -167,8 +166,8 @@ async def test_many_players_share_one_clock(relay) -> None:  # type: ignore[no-u
             big.play(f"c{n}", "phone", [clip("x", 5)])
         assert big.clock.players == 10
         for n in range(10):
-            for _ in range(5):
-                struct.unpack_from(">BBHII", await peers[n].recv())
+            heads = [header(await peers[n].recv()) for _ in range(5)]
+            assert [(h[2] - heads[0][2]) & 0xFFFF for h in heads] == [0, 1, 2, 3, 4]  # each call its stream
         await asyncio.sleep(0.05)
         assert big.clock.players == 0 and big.clock._handle is None  # the clock stops when idle
     finally:

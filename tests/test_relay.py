@@ -14,7 +14,7 @@ import pytest
 
 from rtp.dtmf import DtmfError, Rfc4733Detector
 from rtp.player import Clip
-from rtp.ports import PortAllocator, PortRange, PortRangeError, PortsExhausted
+from rtp.ports import PortAllocator, PortRange, PortRangeError, PortsExhausted, free_port_range
 from rtp.relay import (
     DigitReceived,
     Direction,
@@ -51,22 +51,7 @@ def header(data: bytes) -> tuple[bool, int, int, int, int]:
 
 
 def free_range(pairs: int) -> PortRange:
-    """A range of ``pairs`` even/odd port pairs that are free right now (best effort)."""
-    for _ in range(50):
-        base = random.randrange(30000, 60000, 2)
-        socks = []
-        try:
-            for port in range(base, base + 2 * pairs):
-                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-                socks.append(s)
-                s.bind((HOST, port))
-            return PortRange(base, base + 2 * pairs - 1)
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-    raise RuntimeError("no free port range")
+    return free_port_range(pairs, HOST)
 
 
 class Peer:
