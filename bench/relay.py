@@ -183,6 +183,7 @@ class Generator:
         self.received = 0
         self.send_errors = 0
         self.latencies = array("d")
+        self.stamps = array("d")  # send time of each sampled packet, s (CLOCK_REALTIME)
         self.sample_every = max(1, calls // 50)
 
     def ports(self) -> list[tuple[int, int]]:
@@ -254,7 +255,9 @@ class Generator:
                     if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and size >= 20:
                         seconds, nanoseconds = _TIMESPEC.unpack_from(data)
                         arrived = seconds * 1_000_000_000 + nanoseconds
-                        self.latencies.append((arrived - unpack(buf, 12)[0]) / 1e6)
+                        sent = unpack(buf, 12)[0]
+                        self.latencies.append((arrived - sent) / 1e6)
+                        self.stamps.append(sent / 1e9)
 
         return on_readable
 
@@ -403,7 +406,20 @@ def run_one(system: str, calls: int, seconds: float, cpu: int | None) -> dict[st
         "cpu_share": share,
         "capacity_per_s": relayed_rate / share if share > 0 else float("nan"),
         "generator_cpu_share": gen_used / wall,
+        "p99_ms_per_second": timeline(gen.stamps, gen.latencies),
     }
+
+
+def timeline(stamps: array[float], latencies: array[float]) -> list[float]:
+    """p99 latency in each second of the run: a backlog formed at start-up and never drained shows
+    as a flat high line, a stall as one high second."""
+    if not stamps:
+        return []
+    start = stamps[0]
+    buckets: dict[int, array[float]] = {}
+    for at, latency in zip(stamps, latencies, strict=True):
+        buckets.setdefault(int(at - start), array("d")).append(latency)
+    return [round(percentile(buckets[k], 0.99), 2) for k in sorted(buckets)]
 
 
 def main() -> int:
@@ -415,6 +431,7 @@ def main() -> int:
     common.add_common_args(parser)
     parser.add_argument("--calls", default="100,500,1000", help="concurrent calls per step")
     parser.add_argument("--seconds", type=float, default=10.0, help="length of each step")
+    parser.add_argument("--timeline", action="store_true", help="print each step's p99 per second")
     parser.add_argument("--gen-cpu", type=int, default=0, help="core of the load generator (this script)")
     parser.add_argument(
         "--players", default="100,1000", help="concurrent prompt players per step ('' for none)"
@@ -451,6 +468,8 @@ def main() -> int:
                 f" {r['capacity_per_s']:>11,.0f} {r['generator_cpu_share']:>8.0%}",
                 flush=True,
             )
+            if args.timeline:
+                print(f"{'':>6} p99 ms per second: {r['p99_ms_per_second']}", flush=True)
         ratio = pair["relay"]["capacity_per_s"] / pair["ceiling"]["capacity_per_s"]
         pair["relay"]["capacity_vs_ceiling"] = ratio
         print(f"{'':>6} relay capacity = {ratio:.0%} of the ceiling's (target >= {TARGET_SHARE:.0%})")

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
+import rtp.relay as relay_module
 from rtp.dtmf import DtmfError, Rfc4733Detector
 from rtp.player import Clip
 from rtp.ports import PortAllocator, PortRange, PortRangeError, PortsExhausted, free_port_range
@@ -252,7 +253,86 @@ async def test_latches_to_a_natted_source_and_ignores_later_impostors(relay_fact
     gateway.send(rtp(2, 320, 0x2), ports.gateway)
     assert len(await phone_nat.recv()) == 172  # still the latched source, not the attacker
     assert await attacker.nothing(0.05)
-    assert relay.endpoint("call", "phone").counters().foreign == 2
+    phone_nat.send(rtp(2, 320, 0x1), ports.phone)
+    assert len(await gateway.recv()) == 172
+    endpoint = relay.endpoint("call", "phone")
+    # Latched, the socket is connected to the source (from its next packet on, which finds the
+    # queue otherwise empty): the kernel drops the impostor's packets before we see them.
+    assert endpoint.connected
+    attacker.send(rtp(4, 640, 0x1), ports.phone)
+    assert await gateway.nothing()
+    assert endpoint.counters().foreign == 0  # none of the impostor's packets reached us
+
+
+async def test_packets_queued_from_elsewhere_before_the_latch_are_still_refused(relay_factory, peers) -> None:  # type: ignore[no-untyped-def]
+    """Connecting the socket at the latch does not purge what already waits in its queue: those
+    packets are read with their addresses and checked until the queue is found empty."""
+    relay, _ = relay_factory()
+    phone_nat, gateway, attacker = Peer(), Peer(), Peer()
+    peers += [phone_nat, gateway, attacker]
+    ports = relay.open_session("call")
+    relay.set_remote("call", "phone", RemoteMedia("127.0.0.9", 4000))
+    relay.set_remote("call", "gateway", RemoteMedia(HOST, gateway.address[1]))
+    relay.bridge("call")
+    phone_nat.send(rtp(1, 160, 0x1, b"\x01" * 160), ports.phone)
+    attacker.send(rtp(2, 320, 0x7, b"\x07" * 160), ports.phone)  # queued behind the latching one
+    phone_nat.send(rtp(2, 320, 0x1, b"\x02" * 160), ports.phone)
+    assert [(await gateway.recv())[12] for _ in range(2)] == [1, 2]
+    assert await gateway.nothing()
+    endpoint = relay.endpoint("call", "phone")
+    assert endpoint.counters().foreign == 1 and endpoint.connected
+
+
+async def test_a_new_address_in_sdp_latches_anew(relay_factory, peers) -> None:  # type: ignore[no-untyped-def]
+    """A re-INVITE moves the peer (a transfer, another gateway): the connected socket lets go of
+    the old source and the new one is latched and answered."""
+    relay, events = relay_factory()
+    phone, old_gateway, new_gateway = Peer(), Peer(), Peer()
+    peers += [phone, old_gateway, new_gateway]
+    phone_port, gateway_port = await bridged(relay, phone, old_gateway)
+    for seq in (1, 2):  # connected from the second packet on (the queue found empty)
+        old_gateway.send(rtp(seq, 160 * seq, 0x2), gateway_port)
+        assert len(await phone.recv()) == 172
+    assert relay.endpoint("call", "gateway").connected
+    relay.set_remote("call", "gateway", RemoteMedia(HOST, new_gateway.address[1]))
+    assert not relay.endpoint("call", "gateway").connected
+    new_gateway.send(rtp(1, 160, 0x3), gateway_port)
+    assert len(await phone.recv()) == 172
+    phone.send(rtp(1, 160, 0x1), phone_port)
+    assert len(await new_gateway.recv()) == 172 and await old_gateway.nothing(0.05)
+    old_gateway.send(rtp(3, 480, 0x2), gateway_port)
+    assert await phone.nothing()
+    latched = [e for e in events.of(SourceLatched) if e.side == "gateway"]  # type: ignore[attr-defined]
+    assert [e.port for e in latched] == [old_gateway.address[1], new_gateway.address[1]]  # type: ignore[attr-defined]
+
+
+async def test_a_backlog_left_by_a_full_round_is_drained_in_the_next(
+    relay_factory, peers, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    """More ready sockets than one round takes means overload: the round after drains every
+    socket, instead of one packet each, so the backlog cannot outgrow the relay (at a thousand
+    calls it did, and packets were lost)."""
+    monkeypatch.setattr(relay_module, "MAX_EVENTS", 2)
+    relay, _ = relay_factory(pairs=6)
+    sender, gateway = Peer(), Peer()
+    peers += [sender, gateway]
+    ports = []
+    for n in range(3):
+        p = relay.open_session(f"c{n}")
+        relay.set_remote(f"c{n}", "phone", RemoteMedia(HOST, sender.address[1]))
+        relay.set_remote(f"c{n}", "gateway", RemoteMedia(HOST, gateway.address[1]))
+        relay.bridge(f"c{n}")
+        ports.append(p.phone)
+    start = relay.rounds
+    for seq in range(5):  # all queued before the loop runs: 5 packets waiting on each of 3 sockets
+        for n, port in enumerate(ports):
+            sender.send(rtp(seq, 160 * seq, n), port)
+    got = [header(await gateway.recv())[4] for _ in range(15)]
+    streams = [relay.endpoint(f"c{n}", "gateway").out.ssrc for n in range(3)]
+    assert sorted(got) == sorted(streams * 5)
+    # Round 1 takes two sockets (full); they and the third drain: two rounds. One packet per
+    # socket per round, as before the fix, needed four.
+    assert relay.rounds - start <= 2
 
 
 async def test_signalled_mode_accepts_only_the_sdp_address(relay_factory, peers) -> None:  # type: ignore[no-untyped-def]
@@ -658,7 +738,7 @@ async def test_old_style_hold_sends_nothing_to_0_0_0_0(relay_factory, peers) -> 
     gateway.send(rtp(1, 160, 0x2), gateway_port)
     assert await phone.nothing()
     endpoint = relay.endpoint("call", "phone")
-    assert not endpoint.sending and endpoint.remote is None
+    assert not endpoint.sending and endpoint.remote is None and not endpoint.connected
 
 
 def test_rtcp_reports_are_translated_into_the_streams_the_peer_knows() -> None:
