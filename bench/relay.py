@@ -18,7 +18,9 @@ the path through the system, without the generator's own delay in reading its so
 Reported per system and N: packets sent and relayed per second, loss (sent but never received, after
 a settling pause), latency through it p50/p99 (generator to generator), and the CPU the system used
 as a share of its core. The ceiling (``--system ceiling``) is a uvloop reader callback per socket
-that drains it and sends each datagram on, unchanged: what any Python relay costs at least.
+that drains it and sends each datagram on, unchanged, with addresses (``recvfrom_into``/``sendto``),
+the forwarder issue [3/6] names. The relay can cost less: its sockets are connected to their
+sources, and it reads one packet per ready socket where the ceiling reads on to the empty queue.
 
 Capacity: the generator cannot saturate the ceiling (both are Python on one core each), so capacity
 is CPU-normalized: packets/s divided by the share of its core the system needed at that load, for
