@@ -10,15 +10,16 @@ sit in one epoll of ours, and each wake-up of the loop is a round that serves ev
 one packet each unless a backlog shows. It builds no object per packet beyond the ones the socket
 call returns: it receives into the endpoint's buffer, checks the source, updates the RFC 3550
 statistics, peeks at the payload type for DTMF, rewrites the header in place for the outgoing
-stream (:mod:`rtp.stream`) and sends the same buffer on. Once an endpoint has its source, its
+stream (:mod:`rtp.stream`) and sends the same buffer on. Once an endpoint's source is final, its
 socket is connected to it, so the kernel does the source check and the calls carry no address.
 
 Security of the source (RFC 7362 §4.1, "latching"): a caller behind NAT sends from an address
 that is not the one in its SDP, so by default the relay latches to the source of the first packet
-that arrives within ``latch_window`` seconds of the peer's SDP; from then on only that source is
-accepted, and packets from anywhere else are dropped (by the kernel, once the socket is connected;
-those read before are counted as ``foreign``), so nobody can take a call's media by spraying
-packets at its port. ``LatchMode.SIGNALLED`` accepts only the SDP's address.
+that arrives within ``latch_window`` seconds of the peer's SDP (or to the signalled address, if
+that sends within the window after all); from then on only that source is accepted, and packets
+from anywhere else are dropped (by the kernel, once the socket is connected; those read before are
+counted as ``foreign``), so nobody can take a call's media by spraying packets at its port.
+``LatchMode.SIGNALLED`` accepts only the SDP's address.
 
 Everything the call controller does goes through :class:`MediaControl`, a narrow interface of
 plain values (session ids, sides, prompt names), so that the relay can move into worker processes
@@ -280,6 +281,7 @@ class Endpoint:
         "sending",
         "session",
         "side",
+        "signalled",
         "source",
         "stats",
         "telephone_event",
@@ -303,6 +305,7 @@ class Endpoint:
         # The one source accepted: latched (or, LatchMode.SIGNALLED, the signalled address); None
         # until then. The hot path compares with it alone.
         self.source: tuple[Any, ...] | None = None
+        self.signalled: tuple[Any, ...] | None = None  # the SDP's address, as remote is before a latch
         # The RTP socket is connected to the source (_connect): the kernel drops every other
         # source, and the hot path receives and sends without addresses. _connecting: connected,
         # but packets from elsewhere may still wait in the queue from before; they are read with
@@ -361,19 +364,22 @@ class Endpoint:
         if changed:
             # A new address in SDP (a re-INVITE after a NAT rebinding, a transfer): latch anew.
             # The same SDP again (a session refresh) keeps the latch and does not reopen the window.
-            self.remote = None if held else self._address(remote.host, remote.port)
-            mux = remote.rtcp_mux or self.rtcp_mux
-            rtcp_port = remote.rtcp_port if remote.rtcp_port is not None else remote.port + 1
-            if held:
-                self.remote_rtcp = None
-            elif mux:
-                self.remote_rtcp = self.remote
-            else:
-                self.remote_rtcp = self._address(remote.host, rtcp_port) if rtcp_port <= 65535 else None
+            self.signalled = None if held else self._address(remote.host, remote.port)
+            self.remote = self.signalled
+            self.remote_rtcp = None if held else self._signalled_rtcp()
             self.rtcp_latched = False
             self.source = self.remote if self.relay.config.latch_mode is LatchMode.SIGNALLED else None
             self.latch_until = now + self.relay.config.latch_window
             self._connect()
+
+    def _signalled_rtcp(self) -> tuple[Any, ...] | None:
+        """Where the SDP says RTCP goes: the RTP address when muxed, else ``a=rtcp`` or port + 1."""
+        spec = self.remote_spec
+        assert spec is not None
+        if spec.rtcp_mux or self.rtcp_mux:
+            return self.signalled
+        port = spec.rtcp_port if spec.rtcp_port is not None else spec.port + 1
+        return self._address(spec.host, port) if port <= 65535 else None
 
     def _address(self, host: str, port: int) -> tuple[str, int] | tuple[str, int, int, int]:
         """``host``:``port`` in the form our socket's recvfrom() reports a source, so that the hot
@@ -386,36 +392,44 @@ class Endpoint:
         """A well-formed RTP packet from ``addr`` before the endpoint latched, or from a source other
         than the latched one: latch to it, or refuse it.
 
-        Latching is once per SDP: to the first source within the window (the signalled address
-        included, which then also latches), after the window only the signalled address; with
-        ``LatchMode.SIGNALLED`` only the signalled address, from the start."""
-        if (
-            self.source is not None
-            or self.remote_spec is None
-            or self.relay.config.latch_mode is LatchMode.SIGNALLED
-        ):
+        Latching is per SDP: to the first source within the window, after the window only the
+        signalled address. Within the window the signalled address also takes over from another
+        source latched before it: a peer sending from where its SDP says is behind no NAT, so
+        that other source was not it (the previous peer still sending after a re-INVITE moved
+        the call, or someone racing the peer's first packet). With ``LatchMode.SIGNALLED`` only
+        the signalled address, from the start. The latch is final, and the socket connected to
+        it, once it is the signalled address or the window has closed (:meth:`Relay._sweep`)."""
+        if self.remote_spec is None or self.relay.config.latch_mode is LatchMode.SIGNALLED:
             self.counters_foreign += 1
             return False
-        if now > self.latch_until and addr != self.remote:
+        in_window = now <= self.latch_until
+        if self.source is not None:
+            refused = addr != self.signalled or not in_window  # only the signalled address takes over
+        else:
+            refused = addr != self.signalled and not in_window
+        if refused:
             self.counters_foreign += 1
             return False
         self.remote = addr
         if self.rtcp_mux or self.remote_spec.rtcp_mux:
             self.remote_rtcp = addr
+        elif addr == self.signalled:
+            self.remote_rtcp = self._signalled_rtcp()
         elif self.remote_rtcp is None or self.remote_rtcp[0] != addr[0]:
             # Behind a NAT: guess the RTCP port next to the RTP one, until RTCP arrives and latches.
             self.remote_rtcp = (addr[0], addr[1] + 1, *addr[2:]) if addr[1] < 65535 else None
         self.source = addr
-        self._connect()
+        if addr == self.signalled or not in_window:
+            self._connect()
         self.relay._emit(SourceLatched(self.session, self.side, addr[0], addr[1]))
         return True
 
     def _connect(self) -> None:
-        """Connect the RTP socket to the accepted source, or undo it when there is none (a new
-        SDP to latch anew, hold). A connected UDP socket costs the kernel no route lookup per
-        send and Python no address object per receive, about 1 µs of the 7-9 a relayed packet
-        costs, and other sources are dropped by the kernel (not counted in ``foreign``). When
-        the kernel refuses, the endpoint goes on unconnected: same behaviour, slower."""
+        """Connect the RTP socket to the accepted source once it is final (:meth:`_accept`), or
+        undo it when there is none (a new SDP to latch anew, hold). A connected UDP socket costs
+        the kernel no route lookup per send and Python no address object per receive, and other
+        sources are dropped by the kernel (not counted in ``foreign``). When the kernel refuses,
+        the endpoint goes on unconnected: same behaviour, slower."""
         sock = self.ports.rtp
         self.connected = False
         self._connecting = False
@@ -1130,7 +1144,8 @@ class Relay:
             self._sweeper = self._loop.call_later(min(1.0, self.config.media_timeout / 3), self._sweep)
 
     def _sweep(self) -> None:
-        """Periodically, for all calls at once (one timer, not one per call): media timeouts."""
+        """Periodically, for all calls at once (one timer, not one per call): media timeouts, and
+        connecting the sockets whose latch became final when its window closed."""
         self._sweeper = None
         now = time.monotonic()
         limit = self.config.media_timeout
@@ -1138,6 +1153,13 @@ class Relay:
             for endpoint in s.endpoints.values():
                 if s.id not in self._sessions:
                     break  # a handler hung the call up on the other side's timeout
+                if (
+                    endpoint.source is not None
+                    and not endpoint.connected
+                    and not endpoint._connecting
+                    and now > endpoint.latch_until
+                ):
+                    endpoint._connect()  # latched behind a NAT, and the window has closed: final
                 if endpoint.remote_spec is None or not endpoint.receiving:
                     endpoint.last_rx = now  # nothing is expected from this peer: no timeout
                     continue

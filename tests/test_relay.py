@@ -253,30 +253,66 @@ async def test_latches_to_a_natted_source_and_ignores_later_impostors(relay_fact
     gateway.send(rtp(2, 320, 0x2), ports.gateway)
     assert len(await phone_nat.recv()) == 172  # still the latched source, not the attacker
     assert await attacker.nothing(0.05)
-    phone_nat.send(rtp(2, 320, 0x1), ports.phone)
-    assert len(await gateway.recv()) == 172
     endpoint = relay.endpoint("call", "phone")
-    # Latched, the socket is connected to the source (from its next packet on, which finds the
-    # queue otherwise empty): the kernel drops the impostor's packets before we see them.
-    assert endpoint.connected
-    attacker.send(rtp(4, 640, 0x1), ports.phone)
-    assert await gateway.nothing()
-    assert endpoint.counters().foreign == 0  # none of the impostor's packets reached us
+    # Within the window the signalled address could still take over, so the socket is not yet
+    # connected to the NAT's port: we see the impostor's packets, and refuse them.
+    assert endpoint.counters().foreign == 2 and not endpoint.connected
 
 
-async def test_packets_queued_from_elsewhere_before_the_latch_are_still_refused(relay_factory, peers) -> None:  # type: ignore[no-untyped-def]
-    """Connecting the socket at the latch does not purge what already waits in its queue: those
-    packets are read with their addresses and checked until the queue is found empty."""
-    relay, _ = relay_factory()
+async def test_a_natted_latch_is_connected_when_the_window_closes(relay_factory, peers) -> None:  # type: ignore[no-untyped-def]
+    relay, _ = relay_factory(latch_window=0.05, media_timeout=0.3)  # the sweeper runs every 0.1 s
     phone_nat, gateway, attacker = Peer(), Peer(), Peer()
     peers += [phone_nat, gateway, attacker]
     ports = relay.open_session("call")
     relay.set_remote("call", "phone", RemoteMedia("127.0.0.9", 4000))
     relay.set_remote("call", "gateway", RemoteMedia(HOST, gateway.address[1]))
     relay.bridge("call")
-    phone_nat.send(rtp(1, 160, 0x1, b"\x01" * 160), ports.phone)
-    attacker.send(rtp(2, 320, 0x7, b"\x07" * 160), ports.phone)  # queued behind the latching one
-    phone_nat.send(rtp(2, 320, 0x1, b"\x02" * 160), ports.phone)
+    phone_nat.send(rtp(1, 160, 0x1), ports.phone)
+    assert len(await gateway.recv()) == 172
+    endpoint = relay.endpoint("call", "phone")
+    assert not endpoint.connected
+    await asyncio.sleep(0.25)
+    phone_nat.send(rtp(2, 320, 0x1), ports.phone)  # finds the queue otherwise empty
+    assert len(await gateway.recv()) == 172
+    assert endpoint.connected
+    attacker.send(rtp(3, 480, 0x1), ports.phone)
+    assert await gateway.nothing()
+    assert endpoint.counters().foreign == 0  # dropped by the kernel, unseen
+
+
+async def test_the_signalled_address_takes_over_from_an_earlier_source(relay_factory, peers) -> None:  # type: ignore[no-untyped-def]
+    """A move to gateway B while gateway A still sends: A's late packet arrives first and
+    latches, then B, the address in the SDP, takes the call's media back within the window."""
+    relay, events = relay_factory()
+    phone, gateway_a, gateway_b = Peer(), Peer(), Peer()
+    peers += [phone, gateway_a, gateway_b]
+    phone_port, gateway_port = await bridged(relay, phone, gateway_a)
+    relay.set_remote("call", "gateway", RemoteMedia(HOST, gateway_b.address[1]))
+    gateway_a.send(rtp(1, 160, 0xA), gateway_port)  # still in flight when the re-INVITE was done
+    assert len(await phone.recv()) == 172
+    gateway_b.send(rtp(1, 160, 0xB), gateway_port)
+    assert len(await phone.recv()) == 172
+    phone.send(rtp(1, 160, 0x1), phone_port)
+    assert len(await gateway_b.recv()) == 172 and await gateway_a.nothing(0.05)
+    gateway_a.send(rtp(2, 320, 0xA), gateway_port)
+    assert await phone.nothing()
+    latched = [(e.port) for e in events.of(SourceLatched) if e.side == "gateway"]  # type: ignore[attr-defined]
+    assert latched == [gateway_a.address[1], gateway_b.address[1]]
+    gateway_b.send(rtp(2, 320, 0xB), gateway_port)
+    assert len(await phone.recv()) == 172
+    assert relay.endpoint("call", "gateway").connected  # the signalled address: final at once
+
+
+async def test_packets_queued_from_elsewhere_before_the_latch_are_still_refused(relay_factory, peers) -> None:  # type: ignore[no-untyped-def]
+    """Connecting the socket at the latch does not purge what already waits in its queue: those
+    packets are read with their addresses and checked until the queue is found empty."""
+    relay, _ = relay_factory()
+    phone, gateway, attacker = Peer(), Peer(), Peer()
+    peers += [phone, gateway, attacker]
+    phone_port, _ = await bridged(relay, phone, gateway)
+    phone.send(rtp(1, 160, 0x1, b"\x01" * 160), phone_port)  # the signalled address: final latch
+    attacker.send(rtp(2, 320, 0x7, b"\x07" * 160), phone_port)  # queued behind it
+    phone.send(rtp(2, 320, 0x1, b"\x02" * 160), phone_port)
     assert [(await gateway.recv())[12] for _ in range(2)] == [1, 2]
     assert await gateway.nothing()
     endpoint = relay.endpoint("call", "phone")
