@@ -36,6 +36,13 @@ Frequency tolerance follows from the tone-to-total check: a tone off its nominal
 out of its filter, so tones 1.5% off (Q.24: must be accepted) pass while they are clean, with less
 margin against noise than exact ones, and tones 2.5% or more off (Q.24: reject at 3.5%) fail.
 
+Lost packets (:meth:`InbandDetector.feed_rtp`): audio fed by packet is told where packets are
+missing by the RTP sequence numbers, and the gap is filled as a G.711 receiver's concealment
+would play it (ITU-T G.711 Appendix I, much simplified): the last frame once more, then silence,
+at most :data:`MAX_CONCEALED` frames. Without it the frames around a gap are joined: losing the
+40-60 ms pause between two presses of one key (two or three packets) made them one digit. With it
+one lost packet inside a tone is bridged (the repeated frame), and a lost pause stays a pause.
+
 Not done: a second-harmonic check. Speech's harmonics land in the tone-to-total check already, and
 with 102-sample blocks the second harmonic of a row tone (1394-1882 Hz) sits inside the main lobe
 of a column filter, so it would mostly measure the column tone.
@@ -58,6 +65,7 @@ __all__ = [
     "COLUMN_FREQUENCIES",
     "DBM0_PEAK",
     "KEYS",
+    "MAX_CONCEALED",
     "ROW_FREQUENCIES",
     "SAMPLE_RATE",
     "DtmfKey",
@@ -76,6 +84,12 @@ SAMPLE_RATE: Final = 8000
 #: 77 ms of tone for two hits; the block sizes between 102 and 107 that also fit behave alike.
 BLOCK_SIZE: Final = 102
 _BLOCK_SECONDS: Final = BLOCK_SIZE / SAMPLE_RATE
+#: Frames filled in for a gap in the sequence numbers (feed_rtp): 200 ms of 20 ms frames, longer
+#: than any pause that ends a press, so a longer gap (silence suppression, a hold) is the same.
+MAX_CONCEALED: Final = 10
+#: RFC 3550 A.1's bound: a packet up to this far behind the last one is late (skipped: its place
+#: was filled); one further behind is the sender starting over, like a jump ahead: a gap.
+_MAX_MISORDER: Final = 100
 #: Peak of a 0 dBm0 sine in 16-bit linear PCM. G.711 puts a full-scale sine (A-law's overload
 #: point, 4096 on its 13-bit scale, 32768 here) at +3.14 dBm0; µ-law's +3.17 dBm0 differs by less
 #: than a tenth of a decibel, so one reference serves both laws.
@@ -337,6 +351,37 @@ class InbandDetector:
         self._before_previous: _Block | None = None
         self._previous_key: DtmfKey | None = None
         self._press: _Press | None = None
+        # feed_rtp: the stream and sequence number of the newest packet fed, and its audio
+        self._last_ssrc: int | None = None
+        self._last_seq = 0
+        self._last_frame: array[int] = array("h")
+
+    def feed_rtp(self, ssrc: int, seq: int, samples: array[int], now: float) -> list[InbandDigit]:
+        """Take one RTP packet's decoded samples (signed 16-bit ``array('h')``), in arrival order,
+        with its SSRC and sequence number: lost packets are filled in, a late or repeated one is
+        skipped (module docstring). A new SSRC (another source) continues the audio as it comes.
+        """
+        last = self._last_seq
+        self._last_seq = seq & 0xFFFF
+        if ssrc != self._last_ssrc:
+            self._last_ssrc = ssrc
+            self._last_frame = samples
+            return self.feed(samples, now)
+        ahead = (seq - last) & 0xFFFF
+        if ahead == 0 or 0x10000 - ahead <= _MAX_MISORDER:
+            self._last_seq = last
+            return []  # a duplicate, or late: its place in the audio has been filled already
+        missing = ahead - 1
+        if missing == 0:
+            self._last_frame = samples
+            return self.feed(samples, now)
+        filled = min(missing, MAX_CONCEALED)
+        frame = len(samples) or len(self._last_frame)
+        audio = array("h", self._last_frame[:frame])
+        audio.frombytes(bytes(2 * (frame * filled - len(audio))))  # zero samples: silence
+        audio.extend(samples)
+        self._last_frame = samples
+        return self.feed(audio, now - filled * frame / SAMPLE_RATE)
 
     def feed(self, samples: Iterable[int], now: float) -> list[InbandDigit]:
         """Take decoded samples (any count; a 20 ms frame is 160) whose first was heard at ``now``.
@@ -380,6 +425,7 @@ class InbandDetector:
         self._buffer = array("h")
         self._previous = self._before_previous = None
         self._previous_key = None
+        self._last_ssrc = None
         return digits
 
     def _classify(self, block: _Block) -> DtmfKey | None:

@@ -542,7 +542,7 @@ class Endpoint:
                 stats.on_packet(ssrc, seq, ts, size, now, True)
             self.last_rx = now
             if self.inband is not None:
-                self._inband(second & 0x7F, view[12:size], now)
+                self._inband(second & 0x7F, ssrc, seq, view[12:size], now)
             target = self.forward
             if target is None or not target.sending or target.paused:
                 continue  # no bridge, the peer put us on hold, or a prompt or digits go to it
@@ -594,12 +594,12 @@ class Endpoint:
             self.counters_malformed += 1
             logger.exception("%s %s: telephone-event not handled", self.session, self.side)
 
-    def _inband(self, payload_type: int, payload: memoryview, now: float) -> None:
+    def _inband(self, payload_type: int, ssrc: int, seq: int, payload: memoryview, now: float) -> None:
         inband = self.inband
         if inband is None or payload_type not in (PCMU_PAYLOAD_TYPE, PCMA_PAYLOAD_TYPE):
             return
         try:
-            found = inband.feed(decode(payload_type, payload), now)
+            found = inband.feed_rtp(ssrc, seq, decode(payload_type, payload), now)
             if found:
                 # The packets of one read share one ``now``, and the detector dates a tone by its
                 # samples: its end can come out after ``now``.

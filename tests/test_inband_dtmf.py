@@ -546,3 +546,86 @@ def test_feed_refuses_samples_that_are_not_16_bit_integers(bad: list[object]) ->
     with pytest.raises(InbandError) as caught:
         InbandDetector().feed(bad, 0.0)  # type: ignore[arg-type]
     assert str(caught.value) == "samples must be integers in the 16-bit range -32768..32767"
+
+
+# -- packets lost, late, repeated (feed_rtp) -------------------------------------------------------
+
+
+def packets(
+    pcm: array[int], drop: set[int] = frozenset(), first_seq: int = 0
+) -> list[tuple[int, array[int]]]:  # type: ignore[assignment]
+    """The signal as 20 ms packets (sequence number, samples), the ones numbered in ``drop`` lost."""
+    out = []
+    for n, offset in enumerate(range(0, len(pcm), FRAME)):
+        if n not in drop:
+            out.append(((first_seq + n) & 0xFFFF, pcm[offset : offset + FRAME]))
+    return out
+
+
+def detect_rtp(
+    sent: list[tuple[int, array[int]]], detector: InbandDetector | None = None, ssrc: int = 7
+) -> list[InbandDigit]:
+    detector = detector or InbandDetector()
+    digits: list[InbandDigit] = []
+    for seq, frame in sent:
+        # arrival time: the packet's place in the stream, as if it came on time
+        digits += detector.feed_rtp(
+            ssrc, seq, frame, T0 + ((seq - sent[0][0]) & 0xFFFF) * FRAME / SAMPLE_RATE
+        )
+    return digits + detector.flush()
+
+
+def test_a_lost_pause_between_two_presses_of_one_key_is_still_a_pause() -> None:
+    """ "11" with a 60 ms pause: three packets. Lose them and the frames on either side, joined,
+    were one long press; filled in as the receiver would play the gap, they are two."""
+    rng = random.Random(11)
+    pcm = through_g711(
+        dual_tone("1", 100, rng=rng) + silence(60) + dual_tone("1", 100, rng=rng) + silence(100)
+    )
+    assert [d.key for d in detect(pcm)] == ["1", "1"]
+    lost = {5, 6, 7}  # packets 5-7 are the pause (100 ms of tone is packets 0-4)
+    joined = [frame for n, frame in enumerate(packets(pcm)) if n not in lost]
+    assert [d.key for d in detect(array("h", b"".join(f.tobytes() for _, f in joined)))] == ["1"]
+    digits = detect_rtp(packets(pcm, lost))
+    assert [d.key for d in digits] == ["1", "1"]
+    assert_press(digits[1], "1", 160, 100, slack_ms=4)  # the second press keeps its place in time
+
+
+def test_a_lost_packet_inside_a_tone_is_bridged() -> None:
+    rng = random.Random(3)
+    pcm = through_g711(silence(40) + dual_tone("5", 200, rng=rng) + silence(100))
+    for lost in (4, 6, 9):  # one packet of the tone (packets 2-11)
+        digits = detect_rtp(packets(pcm, {lost}))
+        assert [d.key for d in digits] == ["5"], lost
+        assert_press(digits[0], "5", 40, 200, slack_ms=4)
+
+
+def test_late_and_repeated_packets_are_skipped_and_numbers_wrap() -> None:
+    rng = random.Random(5)
+    pcm = through_g711(
+        dual_tone("9", 60, rng=rng) + silence(60) + dual_tone("9", 120, rng=rng) + silence(100)
+    )
+    sent = packets(pcm, first_seq=65530)  # numbers wrap inside the first press
+    arrived = [*sent[:5], sent[4], *sent[5:9], sent[3], sent[4], *sent[9:]]
+    # packet 4 twice in a row, then two packets of the pause late, inside the second press:
+    # played where they arrived they would cut it in two
+    assert [d.key for d in detect_rtp(arrived)] == ["9", "9"]
+    played = array("h", b"".join(frame.tobytes() for _, frame in arrived))
+    assert [d.key for d in detect(played)] == ["9", "9", "9"]
+
+
+def test_a_new_ssrc_is_taken_as_it_comes() -> None:
+    """Another source (a new SSRC) numbers its packets its own way: just behind the last source's
+    numbers, they would all look late and be skipped."""
+    rng = random.Random(6)
+    detector = InbandDetector()
+    pause = through_g711(silence(60))
+    for n in range(3):
+        assert detector.feed_rtp(1, 40_000 + n, pause[n * FRAME : (n + 1) * FRAME], T0 + n * 0.02) == []
+    pcm = through_g711(dual_tone("3", 100, rng=rng) + silence(100))
+    digits: list[InbandDigit] = []
+    for n, (seq, frame) in enumerate(packets(pcm, first_seq=39_950)):
+        digits += detector.feed_rtp(2, seq, frame, T0 + 0.06 + n * 0.02)
+    digits += detector.flush()
+    assert [d.key for d in digits] == ["3"]
+    assert_press(digits[0], "3", 60, 100, slack_ms=4)

@@ -245,6 +245,36 @@ async def test_inband_tones_from_a_phone_without_telephone_event_become_digits(r
         gateway.close()
 
 
+async def test_inband_presses_of_one_key_stay_two_when_their_pause_is_lost(relay) -> None:  # type: ignore[no-untyped-def]
+    """ "11" whose 60 ms pause (three packets) is lost on the way: the relay fills the gap the
+    sequence numbers show, so the pause is still there and the key counts twice."""
+    r, events = relay
+    phone, gateway = Peer(), Peer()
+    try:
+        ports = r.open_session("call")
+        r.set_remote("call", "phone", RemoteMedia(HOST, phone.address[1], payload_type=0))  # no events
+        r.set_remote("call", "gateway", RemoteMedia(HOST, gateway.address[1]))
+        r.bridge("call")
+        rate, low, high = 8000, 697, 1209  # the key 1
+        tone = [
+            int(6000 * (math.sin(2 * math.pi * low * n / rate) + math.sin(2 * math.pi * high * n / rate)))
+            for n in range(800)
+        ]
+        pcm = array("h", tone + [0] * 480 + tone + [0] * 800)  # 100 ms, 60 ms pause, 100 ms, silence
+        payload = encode_pcmu(pcm)
+        for n in range(len(payload) // 160):
+            if n in (5, 6, 7):
+                continue  # the pause, lost
+            phone.send(rtp(n, 160 * n, 0x5, payload[160 * n : 160 * (n + 1)]), ports.phone)
+            await gateway.recv()
+            await asyncio.sleep(0.002)
+        digits = [e.digit for e in events if isinstance(e, DigitReceived)]
+        assert [(d.key, d.source) for d in digits] == [("1", "inband"), ("1", "inband")]
+    finally:
+        phone.close()
+        gateway.close()
+
+
 def test_a_prompt_started_by_the_finish_handler_begins_on_the_next_tick() -> None:
     """Chaining prompts from PlaybackFinished: the next one is paced like any other, not sent in a
     burst inside the tick that finished the first (review finding: a whole menu in one go)."""
