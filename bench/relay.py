@@ -417,7 +417,7 @@ def timeline(stamps: array[float], latencies: array[float]) -> list[float]:
     as a flat high line, a stall as one high second."""
     if not stamps:
         return []
-    start = stamps[0]
+    start = min(stamps)
     buckets: dict[int, array[float]] = {}
     for at, latency in zip(stamps, latencies, strict=True):
         buckets.setdefault(int(at - start), array("d")).append(latency)

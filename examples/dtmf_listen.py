@@ -79,7 +79,7 @@ class Listener:
             stream.audio_pt = pt
             if self.inband_mode == "on" or (self.inband_mode == "auto" and stream.event_pt is None):
                 audio = decode(pt, packet.payload)
-                for found in stream.inband.feed_rtp(packet.ssrc, packet.sequence_number, audio, now):
+                for found in stream.inband.feed_rtp(packet.ssrc, packet.timestamp, audio, now):
                     self._print(stream, found.key, "inband", found.duration_ms, pt)
 
     def _is_event(self, pt: int, payload: bytes) -> bool:

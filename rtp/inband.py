@@ -36,12 +36,13 @@ Frequency tolerance follows from the tone-to-total check: a tone off its nominal
 out of its filter, so tones 1.5% off (Q.24: must be accepted) pass while they are clean, with less
 margin against noise than exact ones, and tones 2.5% or more off (Q.24: reject at 3.5%) fail.
 
-Lost packets (:meth:`InbandDetector.feed_rtp`): audio fed by packet is told where packets are
-missing by the RTP sequence numbers, and the gap is filled as a G.711 receiver's concealment
-would play it (ITU-T G.711 Appendix I, much simplified): the last frame once more, then silence,
-at most :data:`MAX_CONCEALED` frames. Without it the frames around a gap are joined: losing the
-40-60 ms pause between two presses of one key (two or three packets) made them one digit. With it
-one lost packet inside a tone is bridged (the repeated frame), and a lost pause stays a pause.
+Gaps (:meth:`InbandDetector.feed_rtp`): audio fed by packet shows by its RTP timestamps where
+audio is missing (lost packets; silence suppressed or sent as comfort noise, RFC 3389), and the
+gap is filled as a G.711 receiver would play it (ITU-T G.711 Appendix I, much simplified): the
+last frame once more, then silence, at most :data:`MAX_CONCEALED` seconds. Without it the frames
+around a gap are joined: losing the 40-60 ms pause between two presses of one key (two or three
+packets) made them one digit. With it one lost packet inside a tone is bridged (the repeated
+frame), and a lost pause stays a pause.
 
 Not done: a second-harmonic check. Speech's harmonics land in the tone-to-total check already, and
 with 102-sample blocks the second harmonic of a row tone (1394-1882 Hz) sits inside the main lobe
@@ -84,12 +85,13 @@ SAMPLE_RATE: Final = 8000
 #: 77 ms of tone for two hits; the block sizes between 102 and 107 that also fit behave alike.
 BLOCK_SIZE: Final = 102
 _BLOCK_SECONDS: Final = BLOCK_SIZE / SAMPLE_RATE
-#: Frames filled in for a gap in the sequence numbers (feed_rtp): 200 ms of 20 ms frames, longer
-#: than any pause that ends a press, so a longer gap (silence suppression, a hold) is the same.
-MAX_CONCEALED: Final = 10
-#: RFC 3550 A.1's bound: a packet up to this far behind the last one is late (skipped: its place
-#: was filled); one further behind is the sender starting over, like a jump ahead: a gap.
-_MAX_MISORDER: Final = 100
+#: The longest gap filled in (feed_rtp), seconds: longer than any pause that ends a press, so a
+#: longer gap is the same to the detector.
+MAX_CONCEALED: Final = 0.2
+#: A packet up to this far behind the audio fed (RFC 3550 A.1's 100 packets of 20 ms) is late or
+#: repeated: skipped, its place was filled. Further behind is the sender starting over, believed
+#: when the next packet follows it (as RFC 3550 A.1 does for sequence numbers).
+_MAX_MISORDER: Final = 100 * 160
 #: Peak of a 0 dBm0 sine in 16-bit linear PCM. G.711 puts a full-scale sine (A-law's overload
 #: point, 4096 on its 13-bit scale, 32768 here) at +3.14 dBm0; µ-law's +3.17 dBm0 differs by less
 #: than a tenth of a decibel, so one reference serves both laws.
@@ -325,6 +327,15 @@ class _Press:
         return min(1.0, ratio)
 
 
+def _as_samples(samples: Iterable[int]) -> array[int]:
+    if isinstance(samples, array) and samples.typecode == "h":
+        return samples
+    try:
+        return array("h", samples)
+    except (OverflowError, TypeError):
+        raise InbandError("samples must be integers in the 16-bit range -32768..32767") from None
+
+
 class InbandDetector:
     """Sans-IO in-band DTMF detector for one direction of one call (module docstring).
 
@@ -351,37 +362,44 @@ class InbandDetector:
         self._before_previous: _Block | None = None
         self._previous_key: DtmfKey | None = None
         self._press: _Press | None = None
-        # feed_rtp: the stream and sequence number of the newest packet fed, and its audio
+        # feed_rtp: the stream fed, the RTP timestamp the audio has reached, the last frame, and
+        # where a sender that seems to have started over would go on
         self._last_ssrc: int | None = None
-        self._last_seq = 0
+        self._next_timestamp = 0
         self._last_frame: array[int] = array("h")
+        self._restart_at: int | None = None
 
-    def feed_rtp(self, ssrc: int, seq: int, samples: array[int], now: float) -> list[InbandDigit]:
-        """Take one RTP packet's decoded samples (signed 16-bit ``array('h')``), in arrival order,
-        with its SSRC and sequence number: lost packets are filled in, a late or repeated one is
-        skipped (module docstring). A new SSRC (another source) continues the audio as it comes.
-        """
-        last = self._last_seq
-        self._last_seq = seq & 0xFFFF
+    def feed_rtp(self, ssrc: int, timestamp: int, samples: Iterable[int], now: float) -> list[InbandDigit]:
+        """Take one RTP packet's decoded samples, in arrival order, with its SSRC and timestamp
+        (8 kHz): gaps are filled in, a late or repeated packet is skipped (module docstring). A
+        new SSRC (another source) continues the audio as it comes."""
+        samples = _as_samples(samples)
+        timestamp &= 0xFFFFFFFF
         if ssrc != self._last_ssrc:
             self._last_ssrc = ssrc
-            self._last_frame = samples
-            return self.feed(samples, now)
-        ahead = (seq - last) & 0xFFFF
-        if ahead == 0 or 0x10000 - ahead <= _MAX_MISORDER:
-            self._last_seq = last
-            return []  # a duplicate, or late: its place in the audio has been filled already
-        missing = ahead - 1
-        if missing == 0:
-            self._last_frame = samples
-            return self.feed(samples, now)
-        filled = min(missing, MAX_CONCEALED)
-        frame = len(samples) or len(self._last_frame)
-        audio = array("h", self._last_frame[:frame])
-        audio.frombytes(bytes(2 * (frame * filled - len(audio))))  # zero samples: silence
+            return self._fed(timestamp, samples, samples, now)
+        gap = (timestamp - self._next_timestamp) & 0xFFFFFFFF
+        if gap >= 0x80000000:  # behind the audio fed
+            if 0x100000000 - gap <= _MAX_MISORDER:
+                return []  # late or repeated: its place has been filled
+            if timestamp != self._restart_at:
+                # far behind: the sender starting over, if its next packet follows this one
+                self._restart_at = (timestamp + len(samples)) & 0xFFFFFFFF
+                return []
+            gap = 0  # it did: go on from here
+        if gap == 0:
+            return self._fed(timestamp, samples, samples, now)
+        filled = min(gap, round(MAX_CONCEALED * SAMPLE_RATE))
+        audio = array("h", self._last_frame[:filled])
+        audio.frombytes(bytes(2 * (filled - len(audio))))  # zero samples: silence
         audio.extend(samples)
-        self._last_frame = samples
-        return self.feed(audio, now - filled * frame / SAMPLE_RATE)
+        return self._fed(timestamp, samples, audio, now - filled / SAMPLE_RATE)
+
+    def _fed(self, timestamp: int, frame: array[int], audio: array[int], now: float) -> list[InbandDigit]:
+        self._next_timestamp = (timestamp + len(frame)) & 0xFFFFFFFF
+        self._last_frame = array("h", frame)  # (a copy: the caller may reuse its buffer)
+        self._restart_at = None
+        return self.feed(audio, now)
 
     def feed(self, samples: Iterable[int], now: float) -> list[InbandDigit]:
         """Take decoded samples (any count; a 20 ms frame is 160) whose first was heard at ``now``.
@@ -391,11 +409,7 @@ class InbandDetector:
         """
         if not math.isfinite(now):
             raise InbandError(f"time must be finite, not {now!r}")
-        if not (isinstance(samples, array) and samples.typecode == "h"):
-            try:
-                samples = array("h", samples)
-            except (OverflowError, TypeError):
-                raise InbandError("samples must be integers in the 16-bit range -32768..32767") from None
+        samples = _as_samples(samples)
         carried = len(self._buffer)
         if carried == 0:
             self._buffer_start = now

@@ -38,6 +38,7 @@ import secrets
 import select
 import socket
 import struct
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -252,6 +253,7 @@ class Endpoint:
 
     __slots__ = (
         "_buf",
+        "_connectable",
         "_connecting",
         "_draining",
         "_round",
@@ -312,6 +314,7 @@ class Endpoint:
         # their addresses and checked until the queue is first found empty.
         self.connected = False
         self._connecting = False
+        self._connectable = _connectable(ports.rtp)
         self.latch_until = 0.0
         self.receiving = True  # the peer may send to us
         self.sending = True  # we may send to the peer
@@ -411,6 +414,7 @@ class Endpoint:
             self.counters_foreign += 1
             return False
         self.remote = addr
+        self.rtcp_latched = False  # (a take-over: the displaced source's RTCP latch goes with it)
         if self.rtcp_mux or self.remote_spec.rtcp_mux:
             self.remote_rtcp = addr
         elif addr == self.signalled:
@@ -428,13 +432,16 @@ class Endpoint:
         """Connect the RTP socket to the accepted source once it is final (:meth:`_accept`), or
         undo it when there is none (a new SDP to latch anew, hold). A connected UDP socket costs
         the kernel no route lookup per send and Python no address object per receive, and other
-        sources are dropped by the kernel (not counted in ``foreign``). When the kernel refuses,
-        the endpoint goes on unconnected: same behaviour, slower."""
+        sources are dropped by the kernel (not counted in ``foreign``). Only where it can be
+        undone cleanly (:func:`_connectable`); otherwise, or when the kernel refuses, the endpoint
+        goes on unconnected: same behaviour, slower."""
         sock = self.ports.rtp
+        was_connected = self.connected or self._connecting
         self.connected = False
         self._connecting = False
-        if self.source is None:
-            _disconnect(sock)
+        if self.source is None or not self._connectable:
+            if was_connected:
+                _disconnect(sock)
             return
         try:
             sock.connect(self.source)
@@ -542,7 +549,7 @@ class Endpoint:
                 stats.on_packet(ssrc, seq, ts, size, now, True)
             self.last_rx = now
             if self.inband is not None:
-                self._inband(second & 0x7F, ssrc, seq, view[12:size], now)
+                self._inband(second & 0x7F, ssrc, ts, view[12:size], now)
             target = self.forward
             if target is None or not target.sending or target.paused:
                 continue  # no bridge, the peer put us on hold, or a prompt or digits go to it
@@ -567,6 +574,8 @@ class Endpoint:
                     target.ports.rtp.send(view[:size])  # to its source, which is ``remote``
                 else:
                     target.ports.rtp.sendto(view[:size], remote)
+            except ConnectionRefusedError:
+                target._resend(view[:size])
             except OSError as exc:
                 target.counters_send_errors += 1
                 if exc.errno not in (errno.EAGAIN, errno.ENOBUFS, errno.ECONNREFUSED):
@@ -594,12 +603,12 @@ class Endpoint:
             self.counters_malformed += 1
             logger.exception("%s %s: telephone-event not handled", self.session, self.side)
 
-    def _inband(self, payload_type: int, ssrc: int, seq: int, payload: memoryview, now: float) -> None:
+    def _inband(self, payload_type: int, ssrc: int, ts: int, payload: memoryview, now: float) -> None:
         inband = self.inband
         if inband is None or payload_type not in (PCMU_PAYLOAD_TYPE, PCMA_PAYLOAD_TYPE):
             return
         try:
-            found = inband.feed_rtp(ssrc, seq, decode(payload_type, payload), now)
+            found = inband.feed_rtp(ssrc, ts, decode(payload_type, payload), now)
             if found:
                 # The packets of one read share one ``now``, and the detector dates a tone by its
                 # samples: its end can come out after ``now``.
@@ -684,6 +693,21 @@ class Endpoint:
             return
         try:
             self.ports.rtp.sendto(data, self.remote)
+        except ConnectionRefusedError:
+            self._resend(data)
+        except OSError:
+            self.counters_send_errors += 1
+
+    def _resend(self, data: bytes | memoryview) -> None:
+        """A send failed with ECONNREFUSED: a connected socket reports an ICMP port-unreachable
+        the peer's host sent back for an earlier packet, on the next send, which it then does not
+        make (a peer that closed its port for a moment, in a re-INVITE). The report is cleared:
+        send once more."""
+        remote = self.remote
+        if remote is None:
+            return
+        try:
+            self.ports.rtp.sendto(data, remote)
         except OSError:
             self.counters_send_errors += 1
 
@@ -700,12 +724,36 @@ class Endpoint:
 
 
 #: connect(2) to an address of family AF_UNSPEC dissolves a UDP socket's association (Linux, BSD);
-#: Python's socket.connect() cannot express that address, so it goes through libc.
-_LIBC: Final = ctypes.CDLL(None, use_errno=True)
+#: Python's socket.connect() cannot express that address, so it goes through libc. Where there is
+#: no C library to load, sockets are never connected (Endpoint._connect).
+def _load_libc() -> ctypes.CDLL | None:
+    try:
+        return ctypes.CDLL(None, use_errno=True)
+    except (OSError, TypeError):
+        return None
+
+
+_LIBC: Final = _load_libc()
 _AF_UNSPEC_ADDRESS: Final = (ctypes.c_ubyte * 16)()  # sa_family 0, the rest unused
 
 
+def _connectable(sock: socket.socket) -> bool:
+    """Whether connecting ``sock`` to its peer can be undone without leaving anything behind:
+    on Linux, where sendto() with an address still works on a connected socket (BSDs say
+    EISCONN), for IPv4 (Linux's connect(AF_UNSPEC) leaves an IPv6 socket tied to the old peer's
+    address), and bound to a specific address (connect() would pin a wildcard-bound socket to
+    the route's source address, and packets sent to any other address of ours would be lost)."""
+    return (
+        _LIBC is not None
+        and sys.platform.startswith("linux")
+        and sock.family == socket.AF_INET
+        and sock.getsockname()[0] != "0.0.0.0"
+    )
+
+
 def _disconnect(sock: socket.socket) -> None:
+    if _LIBC is None:
+        return
     if _LIBC.connect(sock.fileno(), _AF_UNSPEC_ADDRESS, ctypes.sizeof(_AF_UNSPEC_ADDRESS)) != 0:
         logger.debug("disconnect fd %d: errno %d", sock.fileno(), ctypes.get_errno())
 

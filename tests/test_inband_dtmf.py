@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import random
 from array import array
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from functools import partial
 
 import pytest
@@ -548,45 +548,43 @@ def test_feed_refuses_samples_that_are_not_16_bit_integers(bad: list[object]) ->
     assert str(caught.value) == "samples must be integers in the 16-bit range -32768..32767"
 
 
-# -- packets lost, late, repeated (feed_rtp) -------------------------------------------------------
+# -- packets lost, late, repeated; silence suppressed (feed_rtp) -----------------------------------
 
 
-def packets(
-    pcm: array[int], drop: set[int] = frozenset(), first_seq: int = 0
-) -> list[tuple[int, array[int]]]:  # type: ignore[assignment]
-    """The signal as 20 ms packets (sequence number, samples), the ones numbered in ``drop`` lost."""
-    out = []
-    for n, offset in enumerate(range(0, len(pcm), FRAME)):
-        if n not in drop:
-            out.append(((first_seq + n) & 0xFFFF, pcm[offset : offset + FRAME]))
-    return out
+def packets(pcm: array[int], drop: Collection[int] = (), first_ts: int = 0) -> list[tuple[int, array[int]]]:
+    """The signal as 20 ms packets (RTP timestamp, samples), the ones numbered in ``drop`` not sent."""
+    return [
+        ((first_ts + offset) & 0xFFFFFFFF, pcm[offset : offset + FRAME])
+        for n, offset in enumerate(range(0, len(pcm), FRAME))
+        if n not in drop
+    ]
 
 
-def detect_rtp(
-    sent: list[tuple[int, array[int]]], detector: InbandDetector | None = None, ssrc: int = 7
-) -> list[InbandDigit]:
-    detector = detector or InbandDetector()
+def detect_rtp(sent: list[tuple[int, array[int]]], ssrc: int = 7) -> list[InbandDigit]:
+    detector = InbandDetector()
     digits: list[InbandDigit] = []
-    for seq, frame in sent:
+    for ts, frame in sent:
         # arrival time: the packet's place in the stream, as if it came on time
-        digits += detector.feed_rtp(
-            ssrc, seq, frame, T0 + ((seq - sent[0][0]) & 0xFFFF) * FRAME / SAMPLE_RATE
-        )
+        digits += detector.feed_rtp(ssrc, ts, frame, T0 + ((ts - sent[0][0]) & 0xFFFFFFFF) / SAMPLE_RATE)
     return digits + detector.flush()
 
 
+def joined(sent: list[tuple[int, array[int]]]) -> array[int]:
+    """The packets' audio played back to back, as a receiver that ignores timestamps would."""
+    return array("h", b"".join(frame.tobytes() for _, frame in sent))
+
+
 def test_a_lost_pause_between_two_presses_of_one_key_is_still_a_pause() -> None:
-    """ "11" with a 60 ms pause: three packets. Lose them and the frames on either side, joined,
-    were one long press; filled in as the receiver would play the gap, they are two."""
+    """ "11" with a 60 ms pause: three packets. Lose them (or a phone suppresses the silence) and
+    the frames on either side, joined, were one long press; filled in, they are two."""
     rng = random.Random(11)
     pcm = through_g711(
         dual_tone("1", 100, rng=rng) + silence(60) + dual_tone("1", 100, rng=rng) + silence(100)
     )
     assert [d.key for d in detect(pcm)] == ["1", "1"]
-    lost = {5, 6, 7}  # packets 5-7 are the pause (100 ms of tone is packets 0-4)
-    joined = [frame for n, frame in enumerate(packets(pcm)) if n not in lost]
-    assert [d.key for d in detect(array("h", b"".join(f.tobytes() for _, f in joined)))] == ["1"]
-    digits = detect_rtp(packets(pcm, lost))
+    sent = packets(pcm, {5, 6, 7})  # 100 ms of tone is packets 0-4, the pause 5-7
+    assert [d.key for d in detect(joined(sent))] == ["1"]
+    digits = detect_rtp(sent)
     assert [d.key for d in digits] == ["1", "1"]
     assert_press(digits[1], "1", 160, 100, slack_ms=4)  # the second press keeps its place in time
 
@@ -600,32 +598,56 @@ def test_a_lost_packet_inside_a_tone_is_bridged() -> None:
         assert_press(digits[0], "5", 40, 200, slack_ms=4)
 
 
-def test_late_and_repeated_packets_are_skipped_and_numbers_wrap() -> None:
+def test_late_and_repeated_packets_are_skipped_and_timestamps_wrap() -> None:
     rng = random.Random(5)
     pcm = through_g711(
         dual_tone("9", 60, rng=rng) + silence(60) + dual_tone("9", 120, rng=rng) + silence(100)
     )
-    sent = packets(pcm, first_seq=65530)  # numbers wrap inside the first press
+    sent = packets(pcm, first_ts=0xFFFFFFFF - 400)  # timestamps wrap inside the first press
     arrived = [*sent[:5], sent[4], *sent[5:9], sent[3], sent[4], *sent[9:]]
     # packet 4 twice in a row, then two packets of the pause late, inside the second press:
     # played where they arrived they would cut it in two
     assert [d.key for d in detect_rtp(arrived)] == ["9", "9"]
-    played = array("h", b"".join(frame.tobytes() for _, frame in arrived))
-    assert [d.key for d in detect(played)] == ["9", "9", "9"]
+    assert [d.key for d in detect(joined(arrived))] == ["9", "9", "9"]
+
+
+def test_one_stray_packet_from_far_behind_does_not_cut_a_press() -> None:
+    """Taken at once for the sender starting over, it would make the next packet a gap to fill
+    with silence, in the middle of a held key; a real new start is believed on its second packet."""
+    rng = random.Random(8)
+    pcm = through_g711(dual_tone("6", 300, rng=rng) + silence(100))
+    sent = packets(pcm, first_ts=500_000)
+    stray = (sent[7][0] - 100_000, sent[7][1])
+    digits = detect_rtp([*sent[:7], stray, *sent[7:]])
+    assert [d.key for d in digits] == ["6"]
+    assert_press(digits[0], "6", 0, 300, slack_ms=4)
+    restarted = [(ts - 400_000, frame) for ts, frame in sent[8:]]  # the rest, numbered anew
+    digits = detect_rtp([*packets(pcm, first_ts=500_000)[:3], *restarted])
+    # 60 ms, then (the new start's first packet held back until the second confirmed it) 120 ms
+    # more: skipped as late, the new start's packets would have left 60 ms
+    assert [d.key for d in digits] == ["6"]
+    assert_press(digits[0], "6", 0, 180, slack_ms=4)
 
 
 def test_a_new_ssrc_is_taken_as_it_comes() -> None:
     """Another source (a new SSRC) numbers its packets its own way: just behind the last source's
-    numbers, they would all look late and be skipped."""
+    timestamps, they would all look late and be skipped."""
     rng = random.Random(6)
     detector = InbandDetector()
     pause = through_g711(silence(60))
     for n in range(3):
-        assert detector.feed_rtp(1, 40_000 + n, pause[n * FRAME : (n + 1) * FRAME], T0 + n * 0.02) == []
+        assert (
+            detector.feed_rtp(1, 40_000 + n * FRAME, pause[n * FRAME : (n + 1) * FRAME], T0 + n * 0.02) == []
+        )
     pcm = through_g711(dual_tone("3", 100, rng=rng) + silence(100))
     digits: list[InbandDigit] = []
-    for n, (seq, frame) in enumerate(packets(pcm, first_seq=39_950)):
-        digits += detector.feed_rtp(2, seq, frame, T0 + 0.06 + n * 0.02)
+    for n, (ts, frame) in enumerate(packets(pcm, first_ts=39_000)):
+        digits += detector.feed_rtp(2, ts, frame, T0 + 0.06 + n * 0.02)
     digits += detector.flush()
     assert [d.key for d in digits] == ["3"]
     assert_press(digits[0], "3", 60, 100, slack_ms=4)
+
+
+def test_feed_rtp_refuses_what_is_not_16_bit_audio() -> None:
+    with pytest.raises(InbandError, match="16-bit range"):
+        InbandDetector().feed_rtp(1, 0, [40_000] * 160, T0)

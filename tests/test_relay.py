@@ -759,6 +759,9 @@ async def test_ipv6_media_flows_and_latches(peers) -> None:  # type: ignore[no-u
             phone.sendto(rtp(n, 160 * n, 0x1), ("::1", ports.phone))
             assert len(await asyncio.wait_for(loop.sock_recv(gateway, 2048), 1.0)) == 172
         assert relay.endpoint("call", "phone").counters().foreign == 0
+        # never connected: Linux's connect(AF_UNSPEC) would leave the socket tied to the old
+        # peer's IPv6 address, and a peer moving to another address would be dropped unseen
+        assert not relay.endpoint("call", "phone").connected
     finally:
         relay.close()
         phone.close()
@@ -853,3 +856,69 @@ def test_a_stale_release_does_not_free_a_port_another_call_holds() -> None:
     assert allocator.in_use == 1 and allocator.available == 0
     allocator.release(second)
     assert allocator.in_use == 0 and allocator.available == 1
+
+
+async def test_a_wildcard_bound_relay_does_not_pin_its_address(peers) -> None:  # type: ignore[no-untyped-def]
+    """Bound to 0.0.0.0, a connected socket would take the route's source address as its own
+    and lose what the peer sends to any other of our addresses (here 127.0.0.2)."""
+    relay = Relay(RelayConfig(host="0.0.0.0", ports=free_range(2)))
+    phone, gateway = Peer(), Peer()
+    peers += [phone, gateway]
+    try:
+        ports = relay.open_session("call")
+        relay.set_remote("call", "phone", RemoteMedia(HOST, phone.address[1]))
+        relay.set_remote("call", "gateway", RemoteMedia(HOST, gateway.address[1]))
+        relay.bridge("call")
+        for n in range(4):
+            phone.sock.sendto(rtp(n, 160 * n, 0x1), ("127.0.0.2", ports.phone))
+            assert len(await gateway.recv()) == 172, n
+        assert not relay.endpoint("call", "phone").connected
+    finally:
+        relay.close()
+
+
+async def test_a_port_unreachable_from_the_peer_costs_no_packet(relay_factory, peers) -> None:  # type: ignore[no-untyped-def]
+    """A connected socket reports the ICMP port-unreachable for one packet on the next send,
+    which it then does not make: the peer closed its port for a moment and is back."""
+    relay, _ = relay_factory()
+    phone, gateway = Peer(), Peer()
+    peers += [phone, gateway]
+    _, gateway_port = await bridged(relay, phone, gateway)
+    for seq in (1, 2):
+        gateway.send(rtp(seq, 160 * seq, 0x2), gateway_port)
+        assert len(await phone.recv()) == 172
+    endpoint = relay.endpoint("call", "gateway")
+    assert endpoint.connected
+    port = gateway.address[1]
+    gateway.sock.close()
+    endpoint.send_generated(rtp(3, 480, 0x9))  # to a closed port: ICMP comes back at once
+    back = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    back.bind((HOST, port))
+    back.setblocking(False)
+    try:
+        endpoint.send_generated(rtp(4, 640, 0x9, b"\x04" * 160))
+        data = await asyncio.wait_for(asyncio.get_running_loop().sock_recv(back, 2048), 1.0)
+        assert data[12] == 4
+    finally:
+        back.close()
+
+
+async def test_a_call_resumed_from_old_style_hold_is_connected_again(relay_factory, peers) -> None:  # type: ignore[no-untyped-def]
+    relay, _ = relay_factory()
+    phone, gateway = Peer(), Peer()
+    peers += [phone, gateway]
+    phone_port, _ = await bridged(relay, phone, gateway)
+    for seq in (1, 2):
+        phone.send(rtp(seq, 160 * seq, 0x1), phone_port)
+        assert len(await gateway.recv()) == 172
+    endpoint = relay.endpoint("call", "phone")
+    assert endpoint.connected
+    relay.set_remote("call", "phone", RemoteMedia("0.0.0.0", phone.address[1]))
+    assert not endpoint.connected
+    with pytest.raises(OSError):
+        endpoint.ports.rtp.getpeername()  # undone in the kernel too
+    relay.set_remote("call", "phone", RemoteMedia(HOST, phone.address[1]))
+    for seq in (3, 4):
+        phone.send(rtp(seq, 160 * seq, 0x1), phone_port)
+        assert len(await gateway.recv()) == 172
+    assert endpoint.connected and endpoint.ports.rtp.getpeername() == phone.address
