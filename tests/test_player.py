@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import math
 from array import array
+from collections.abc import Collection
 
 import pytest
 
@@ -214,65 +215,58 @@ async def test_shipped_prompts_arrive_decodable_to_their_source_audio(relay) -> 
         phone.close()
 
 
-async def test_inband_tones_from_a_phone_without_telephone_event_become_digits(relay) -> None:  # type: ignore[no-untyped-def]
-    r, events = relay
+DTMF_TONES = {"1": (697, 1209), "7": (852, 1209), "#": (941, 1477)}
+
+
+def dtmf_tone(key: str, samples: int) -> list[int]:
+    low, high = DTMF_TONES[key]
+    return [
+        int(6000 * (math.sin(2 * math.pi * low * n / 8000) + math.sin(2 * math.pi * high * n / 8000)))
+        for n in range(samples)
+    ]
+
+
+async def send_audio_without_telephone_event(r: Relay, pcm: array[int], lost: Collection[int] = ()) -> None:
+    """A phone whose SDP offered no telephone-event sends ``pcm`` in 20 ms PCMU packets through a
+    bridged call, the ones numbered in ``lost`` lost on the way; each sent must reach the gateway."""
     phone, gateway = Peer(), Peer()
     try:
         ports = r.open_session("call")
         r.set_remote("call", "phone", RemoteMedia(HOST, phone.address[1], payload_type=0))  # no events
         r.set_remote("call", "gateway", RemoteMedia(HOST, gateway.address[1]))
         r.bridge("call")
-        rate = 8000
-        tones = {"7": (852, 1209), "#": (941, 1477)}
-        pcm = array("h")
-        for key in "7#":
-            low, high = tones[key]
-            pcm.extend(
-                int(6000 * (math.sin(2 * math.pi * low * n / rate) + math.sin(2 * math.pi * high * n / rate)))
-                for n in range(800)
-            )
-            pcm.extend([0] * 800)  # 100 ms tone, 100 ms pause
         payload = encode_pcmu(pcm)
         for n in range(len(payload) // 160):
+            if n in lost:
+                continue
             phone.send(rtp(n, 160 * n, 0x5, payload[160 * n : 160 * (n + 1)]), ports.phone)
             await gateway.recv()  # the audio still reaches the gateway
             await asyncio.sleep(0.002)
-        digits = [e.digit for e in events if isinstance(e, DigitReceived)]
-        assert [(d.key, d.source) for d in digits] == [("7", "inband"), ("#", "inband")]
-        assert all(80 <= d.duration_ms <= 120 for d in digits)
     finally:
         phone.close()
         gateway.close()
+
+
+async def test_inband_tones_from_a_phone_without_telephone_event_become_digits(relay) -> None:  # type: ignore[no-untyped-def]
+    r, events = relay
+    pcm = array("h")
+    for key in "7#":
+        pcm.extend(dtmf_tone(key, 800) + [0] * 800)  # 100 ms tone, 100 ms pause
+    await send_audio_without_telephone_event(r, pcm)
+    digits = [e.digit for e in events if isinstance(e, DigitReceived)]
+    assert [(d.key, d.source) for d in digits] == [("7", "inband"), ("#", "inband")]
+    assert all(80 <= d.duration_ms <= 120 for d in digits)
 
 
 async def test_inband_presses_of_one_key_stay_two_when_their_pause_is_lost(relay) -> None:  # type: ignore[no-untyped-def]
     """ "11" whose 60 ms pause (three packets) is lost on the way: the relay fills the gap the
-    sequence numbers show, so the pause is still there and the key counts twice."""
+    RTP timestamps show, so the pause is still there and the key counts twice."""
     r, events = relay
-    phone, gateway = Peer(), Peer()
-    try:
-        ports = r.open_session("call")
-        r.set_remote("call", "phone", RemoteMedia(HOST, phone.address[1], payload_type=0))  # no events
-        r.set_remote("call", "gateway", RemoteMedia(HOST, gateway.address[1]))
-        r.bridge("call")
-        rate, low, high = 8000, 697, 1209  # the key 1
-        tone = [
-            int(6000 * (math.sin(2 * math.pi * low * n / rate) + math.sin(2 * math.pi * high * n / rate)))
-            for n in range(800)
-        ]
-        pcm = array("h", tone + [0] * 480 + tone + [0] * 800)  # 100 ms, 60 ms pause, 100 ms, silence
-        payload = encode_pcmu(pcm)
-        for n in range(len(payload) // 160):
-            if n in (5, 6, 7):
-                continue  # the pause, lost
-            phone.send(rtp(n, 160 * n, 0x5, payload[160 * n : 160 * (n + 1)]), ports.phone)
-            await gateway.recv()
-            await asyncio.sleep(0.002)
-        digits = [e.digit for e in events if isinstance(e, DigitReceived)]
-        assert [(d.key, d.source) for d in digits] == [("1", "inband"), ("1", "inband")]
-    finally:
-        phone.close()
-        gateway.close()
+    tone = dtmf_tone("1", 800)
+    pcm = array("h", tone + [0] * 480 + tone + [0] * 800)  # 100 ms, 60 ms pause, 100 ms, silence
+    await send_audio_without_telephone_event(r, pcm, lost=(5, 6, 7))
+    digits = [e.digit for e in events if isinstance(e, DigitReceived)]
+    assert [(d.key, d.source) for d in digits] == [("1", "inband"), ("1", "inband")]
 
 
 def test_a_prompt_started_by_the_finish_handler_begins_on_the_next_tick() -> None:

