@@ -1,7 +1,8 @@
 """SIPp as the phone: it calls a UAS made of our stack and our relay, plays its RFC 2833 pcaps
 (``tests/vectors/sipp-dtmf``, from Debian's sip-tester) into the relay, and every key must come out
 exactly once, in order, including the same key twice in a row replayed from the same pcap (its
-packets repeat identically, timestamps and sequence numbers included)."""
+packets repeat identically, timestamps and sequence numbers included). Then keys by SIP INFO in
+the call, as SIPp sends them, through our UA to :func:`rtp.dtmf.parse_dtmf_info`."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from rtp.dtmf import DEFAULT_INFO_DURATION_MS, Digit, DtmfError, parse_dtmf_info
 from rtp.relay import DigitReceived, MediaEvent, Relay, RelayConfig, RemoteMedia
 from sip_stack.offer_answer import build_answer
 from sip_stack.sdp import Origin, parse_sdp
@@ -112,6 +114,7 @@ class MediaUas:
     relay: Relay
     port: int
     events: list[MediaEvent] = field(default_factory=list)
+    info_digits: list[Digit] = field(default_factory=list)
 
     async def handle(self, incoming: IncomingRequest) -> None:
         request = incoming.request
@@ -136,6 +139,20 @@ class MediaUas:
                 origin=Origin.for_address("127.0.0.1", 1),
             )
             incoming.respond(200, body=answer.serialize(), content_type="application/sdp")
+        elif incoming.method == "INFO":
+            # What the call controller does with keypad INFO (PRODUCT.md §4.1): a digit, a 400
+            # for a DTMF body that is not one, a 415 naming what we take for any other type.
+            content_type = request.header("Content-Type") or ""
+            try:
+                digit = parse_dtmf_info(content_type, request.body)
+            except DtmfError as exc:
+                incoming.respond(400, str(exc))
+                return
+            if digit is None:
+                incoming.respond(415, headers=[("Accept", "application/dtmf-relay, application/dtmf")])
+                return
+            self.info_digits.append(digit)
+            incoming.respond(200)
         elif incoming.method == "BYE":
             self.relay.close_session(call_id)
             incoming.respond(200)
@@ -177,4 +194,54 @@ async def test_sipp_pcap_keys_come_out_once_each(
     result.raise_for_failure()
     await asyncio.sleep(0.3)  # a press whose end packets are still in flight ends by timeout
     assert media_uas.keys() == keys
+    assert media_uas.relay.sessions == 0
+
+
+INFO = """  <send retrans="500">
+    <![CDATA[
+
+      INFO sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: "sipp" <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+      To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
+      Call-ID: [call_id]
+      CSeq: {cseq} INFO
+      Max-Forwards: 70
+      Content-Type: {content_type}
+      Content-Length: [len]
+
+{body}
+    ]]>
+  </send>
+  <recv response="{status}"/>
+"""
+
+
+async def test_sipp_keys_by_sip_info_come_out_as_digits(media_uas: MediaUas, tmp_path: Path) -> None:
+    """SIPp sends keypad INFOs in the call (the two body types carriers use), then three that are
+    refused: a DTMF body that is no key (400), a type the stack takes but that is no keypad (415
+    from the handler), and a type the stack does not take (415 from its policy, RFC 3261 §8.2.3)."""
+    infos = [
+        ("application/dtmf-relay", "Signal=5\nDuration=160", 200),
+        ("application/dtmf-relay", "Signal=11\nDuration=250", 200),  # 11 is '#'
+        ("application/dtmf", "*", 200),
+        ("application/dtmf-relay", "Signal=Z", 400),
+        ("application/sdp", "v=0", 415),
+        ("text/plain", "5", 415),
+    ]
+    body = "".join(
+        INFO.format(cseq=2 + n, content_type=ctype, body=text, status=status)
+        for n, (ctype, text, status) in enumerate(infos)
+    )
+    xml = tmp_path / "uac_info.xml"
+    xml.write_text(
+        SCENARIO_HEAD + body + SCENARIO_TAIL.replace("CSeq: 2 BYE", "CSeq: 10 BYE"), encoding="ascii"
+    )
+    result = await run_sipp_async(xml, f"127.0.0.1:{media_uas.port}", timeout=30, extra_args=("-s", "enx"))
+    result.raise_for_failure()
+    assert [(d.key, d.source, d.duration_ms) for d in media_uas.info_digits] == [
+        ("5", "sip-info", 160),
+        ("#", "sip-info", 250),
+        ("*", "sip-info", DEFAULT_INFO_DURATION_MS),
+    ]
     assert media_uas.relay.sessions == 0
