@@ -1202,7 +1202,8 @@ class Relay:
                 if s.id not in self._sessions:
                     break  # a handler hung the call up on the other side's timeout
                 if (
-                    endpoint.source is not None
+                    endpoint._connectable
+                    and endpoint.source is not None
                     and not endpoint.connected
                     and not endpoint._connecting
                     and now > endpoint.latch_until
